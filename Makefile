@@ -1,0 +1,40 @@
+# The two commands a new user needs: `make demo` and `make test`. Both set up everything first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup system-deps demo test lint typecheck unit bench clean
+
+## setup: system packages (ffmpeg with libass, fonts) + .venv with the package and dev tools
+setup: system-deps $(STAMP)
+
+system-deps:
+	@bash scripts/install-system-deps.sh
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+## demo: burn the bundled SRT into a generated clip on this machine
+demo: setup
+	$(BIN)/vidp demo
+
+## test: lint, type-check and the whole test suite
+test: setup lint typecheck
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+## bench: measure the engine against the reference two-pass approach (bench/results/)
+bench: setup
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,62 @@
+"""Typed errors of the pipeline.
+
+The exception class name is the Step Functions error name that Retry and Catch match
+(a Lambda handler that raises ``InvalidInput`` fails its state with error ``InvalidInput``),
+so each class is named for what the state machine must do with it, and ``code`` is the
+stable error code recorded on the job and sent in the failure callback.
+"""
+
+from __future__ import annotations
+
+
+class VidpError(Exception):
+    """Base of every error the pipeline raises on purpose. ``str(err)`` is one line."""
+
+    code = "INTERNAL_ERROR"
+    retryable = False
+
+    def __init__(self, message: str) -> None:
+        # One line, bounded: it ends up in a job record, a callback and a terminal.
+        one_line = " ".join(message.split())
+        super().__init__(one_line[:500])
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+class InvalidInput(VidpError):
+    """The request or its inputs can never succeed: never retried."""
+
+    code = "INVALID_INPUT"
+
+
+class InvalidMedia(InvalidInput):
+    """The video is unreadable, truncated, encrypted, not a video, or over a limit."""
+
+    code = "INVALID_MEDIA"
+
+
+class InvalidSubtitles(InvalidInput):
+    """The subtitle file is not usable SRT (empty, binary, a playlist, too large...)."""
+
+    code = "INVALID_SUBTITLES"
+
+
+class InvalidStyle(InvalidInput):
+    """A subtitle style value is outside its strict pattern or range."""
+
+    code = "INVALID_STYLE"
+
+
+class TranscodeFailed(VidpError):
+    """ffmpeg failed for a reason that may not recur (resources, a crash): retryable."""
+
+    code = "TRANSCODE_FAILED"
+    retryable = True
+
+
+class TranscodeTimeout(TranscodeFailed):
+    """ffmpeg ran past its time limit and was killed."""
+
+    code = "TRANSCODE_TIMEOUT"
