@@ -60,3 +60,23 @@ class TranscodeTimeout(TranscodeFailed):
     """ffmpeg ran past its time limit and was killed."""
 
     code = "TRANSCODE_TIMEOUT"
+
+
+class StorageUnavailable(VidpError):
+    """S3 was throttling, failing (5xx) or unreachable: retrying later can succeed."""
+
+    code = "STORAGE_UNAVAILABLE"
+    retryable = True
+
+
+class StorageFailed(VidpError):
+    """S3 refused the request for a reason retrying won't fix (access denied, no such output bucket)."""
+
+    code = "STORAGE_FAILED"
+
+
+class TaskStopped(VidpError):
+    """ECS stopped the task (SIGTERM) or someone pressed Ctrl-C: the job may be retried."""
+
+    code = "TASK_STOPPED"
+    retryable = True

@@ -152,3 +152,29 @@ class EncodeResult(BaseModel):
     cues: int = Field(description="subtitle cues burned in")
     encode_seconds: float
     quality: QualityScore | None = None
+
+
+class TaskManifest(BaseModel):
+    """What the Fargate task writes beside its output (``manifest.json``) and Finalise reads."""
+
+    schema_version: Literal[1] = 1
+    job_id: str
+    output_uri: str
+    output_bucket: str
+    output_key: str
+    video_uri: str
+    subtitles_uri: str
+    size: int = Field(description="bytes of the output object")
+    duration: float
+    width: int
+    height: int
+    resolution: Resolution
+    video_codec: str
+    audio_codec: str | None
+    pix_fmt: str | None
+    bit_rate: int | None
+    crf: int
+    preset: Preset
+    cues: int
+    encode_seconds: float
+    quality: QualityScore | None

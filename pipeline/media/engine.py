@@ -17,7 +17,7 @@ from pipeline.config import EngineSettings, engine_settings
 from pipeline.errors import InvalidMedia, InvalidSubtitles
 from pipeline.media.command import FONTS_DIR_NAME, SUBTITLES_NAME, EncodePlan, build_command
 from pipeline.media.fonts import install_font
-from pipeline.media.probe import probe
+from pipeline.media.probe import ffmpeg_input, probe
 from pipeline.media.quality import measure_quality
 from pipeline.media.runner import ProgressCallback, run_ffmpeg
 from pipeline.media.subtitles import CleanSubtitles, sanitize_srt
@@ -113,6 +113,7 @@ def burn(
                 timeout=settings.encode_timeout_seconds,
                 on_progress=on_progress,
                 input_name=video.name,
+                local_names={ffmpeg_input(video): video.name, ffmpeg_input(partial): output.name},
             )
             encode_seconds = time.monotonic() - started
         made = probe(partial, settings)

@@ -58,7 +58,13 @@ def run_ffprobe(path: Path, settings: EngineSettings) -> dict[str, Any]:
             f"{path.name}: ffprobe did not finish in {settings.probe_timeout_seconds:g} s"
         ) from None
     if done.returncode != 0:
-        raise InvalidMedia(f"{path.name}: not a readable video ({_last_line(done.stderr)})")
+        # ffprobe names the file by its full local path: show the caller only its name.
+        reason = (
+            _last_line(done.stderr)
+            .replace(ffmpeg_input(path) + ": ", "")
+            .replace(ffmpeg_input(path), path.name)
+        )
+        raise InvalidMedia(f"{path.name}: not a readable video ({reason})")
     try:
         data: dict[str, Any] = json.loads(done.stdout)
     except json.JSONDecodeError:

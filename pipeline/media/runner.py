@@ -9,7 +9,7 @@ import subprocess
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import IO
 
@@ -55,11 +55,13 @@ def run_ffmpeg(
     timeout: float,
     on_progress: ProgressCallback | None = None,
     input_name: str = "input",
+    local_names: Mapping[str, str] | None = None,
 ) -> None:
     """Run an ffmpeg argv (``-progress pipe:1`` expected) to completion or raise.
 
     Raises InvalidMedia when ffmpeg's errors say the input is damaged, TranscodeTimeout after
-    ``timeout`` seconds (ffmpeg is killed), TranscodeFailed otherwise.
+    ``timeout`` seconds (ffmpeg is killed), TranscodeFailed otherwise. ``local_names`` maps
+    local paths as ffmpeg prints them to the names a caller knows, for the error message.
     """
     tail: deque[str] = deque(maxlen=_STDERR_TAIL_LINES)
     proc = subprocess.Popen(
@@ -97,7 +99,7 @@ def run_ffmpeg(
         for reader in readers:
             reader.join(timeout=_KILL_GRACE_SECONDS)
     if proc.returncode != 0:
-        raise classify_failure(proc.returncode, list(tail), input_name)
+        raise classify_failure(proc.returncode, _rename(tail, local_names or {}), input_name)
 
 
 def classify_failure(returncode: int, stderr_tail: list[str], input_name: str) -> Exception:
@@ -111,6 +113,15 @@ def classify_failure(returncode: int, stderr_tail: list[str], input_name: str) -
             return InvalidMedia(f"{input_name}: video is damaged or truncated ({_shorten(line)})")
     summary = " | ".join(_shorten(line) for line in lines[-3:]) or "no error output"
     return TranscodeFailed(f"ffmpeg exited with status {returncode}: {summary}")
+
+
+def _rename(lines: Iterable[str], names: Mapping[str, str]) -> list[str]:
+    renamed = []
+    for line in lines:
+        for path, name in names.items():
+            line = line.replace(path, name)
+        renamed.append(line)
+    return renamed
 
 
 def _shorten(line: str) -> str:

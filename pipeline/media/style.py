@@ -12,11 +12,12 @@ import re
 from pipeline.errors import InvalidStyle
 from pipeline.models import SubtitleStyle
 
-_ALIGNMENT = {  # ASS "numpad" alignment
-    ("left", "bottom"): 1, ("center", "bottom"): 2, ("right", "bottom"): 3,
-    ("left", "middle"): 4, ("center", "middle"): 5, ("right", "middle"): 6,
-    ("left", "top"): 7, ("center", "top"): 8, ("right", "top"): 9,
-}  # fmt: skip
+# force_style writes Alignment into libass's style unconverted, so it takes the legacy SSA
+# numbering (left/center/right = 1/2/3, +4 for top, +8 for middle), not the ASS "numpad" one a
+# script's own [V4+ Styles] uses (measured with Debian's libass 0.17.1; the test of aligned
+# output in tests/integration/test_burn.py fails if a libass update changes this).
+_HORIZONTAL = {"left": 1, "center": 2, "right": 3}
+_VERTICAL = {"bottom": 0, "top": 4, "middle": 8}
 # libass >= 0.17: one box per line in BackColour, and the text keeps its outline.
 _BORDER_OUTLINE_AND_SHADOW = 1
 _BORDER_BOX = 4
@@ -63,7 +64,7 @@ def force_style(style: SubtitleStyle, width: int, height: int, *, font_name: str
         ("BorderStyle", str(_BORDER_BOX if boxed else _BORDER_OUTLINE_AND_SHADOW)),
         ("Outline", f"{outline:g}"),
         ("Shadow", f"{style.shadow_offset:g}"),
-        ("Alignment", str(_ALIGNMENT[(style.horizontal_align, style.vertical_align)])),
+        ("Alignment", str(_HORIZONTAL[style.horizontal_align] + _VERTICAL[style.vertical_align])),
         ("MarginL", str(margin_h)),
         ("MarginR", str(margin_h)),
         ("MarginV", str(margin_v)),

@@ -252,17 +252,26 @@ def test_style_values_that_try_to_escape_are_rejected(clip: ClipFactory, tmp_pat
     assert not out.exists()
 
 
-def test_styled_box_changes_the_picture(clip: ClipFactory, tmp_path: Path) -> None:
+def unlike_in(frame: tuple[int, int, bytes], rows: tuple[float, float], cols: tuple[float, float]) -> int:
+    width, height, pixels = frame
+    count = 0
+    for y in range(int(rows[0] * height), int(rows[1] * height)):
+        row = pixels[y * width + int(cols[0] * width) : y * width + int(cols[1] * width)]
+        count += count_unlike(row, reference=0x80, tolerance=100)
+    return count
+
+
+def test_box_and_alignment_place_the_caption(clip: ClipFactory, tmp_path: Path) -> None:
     video = clip("gray.mp4", pattern=GRAY, width=640, height=360, seconds=1.0, audio=False)
-    srt = write(tmp_path / "s.srt", SIMPLE_SRT)
-    burn_json(video, srt, tmp_path / "plain.mp4")
+    srt = write(tmp_path / "s.srt", b"1\n00:00:00,000 --> 00:00:01,000\nHi\n")
     burn_json(video, srt, tmp_path / "boxed.mp4", "--style", "background_opacity=1", "--style",
-              "background_colour=black", "--style", "vertical_align=top")  # fmt: skip
-    assert caption_pixels(tmp_path / "boxed.mp4", 0.5) < 20  # moved to the top
-    top = count_unlike(
-        band(gray_frame(tmp_path / "boxed.mp4", 0.5), 0.0, 0.25), reference=0x80, tolerance=100
-    )
-    assert top > 1000  # a black box, not just thin glyph strokes
+              "background_colour=black", "--style", "vertical_align=top", "--style", "horizontal_align=right",
+              "--style", "font_size=60")  # fmt: skip
+    frame = gray_frame(tmp_path / "boxed.mp4", 0.5)
+    top_right = unlike_in(frame, rows=(0.0, 0.3), cols=(0.75, 1.0))
+    assert top_right > 1500  # a black box, not just thin glyph strokes
+    for rows, cols in [((0.0, 0.3), (0.0, 0.5)), ((0.35, 1.0), (0.0, 1.0))]:
+        assert unlike_in(frame, rows, cols) < 20  # nothing anywhere else
 
 
 def test_custom_font_file_is_used(clip: ClipFactory, tmp_path: Path) -> None:

@@ -149,7 +149,7 @@ def test_style_maps_to_libass_overrides_in_output_pixels() -> None:
     assert fields["FontSize"] == "48" and fields["Bold"] == "-1"
     assert fields["PrimaryColour"] == "&H8000FFFF"  # yellow, half transparent (AABBGGRR)
     assert fields["BorderStyle"] == "4" and fields["BackColour"] == "&H33000000"  # box, 80% opaque
-    assert fields["Alignment"] == "7" and fields["MarginV"] == "20"
+    assert fields["Alignment"] == "5" and fields["MarginV"] == "20"
     assert (fields["PlayResX"], fields["PlayResY"]) == ("1280", "720")
 
 

@@ -1,0 +1,214 @@
+"""S3 adapter: ``s3://`` URIs, transfers, small JSON objects, and S3 errors as pipeline errors.
+
+Every function takes an optional boto3 client; without one it uses a client built on first use
+(no module-level side effects). boto3 reads ``AWS_ENDPOINT_URL`` by itself, which is how the
+local AWS and the tests point it at a moto server.
+
+Errors are translated once, here:
+- a missing object or bucket when READING (an input) -> ``InvalidInput``: it can never appear by
+  retrying;
+- throttling, 5xx, timeouts and connection failures -> ``StorageUnavailable`` (retryable);
+- anything else (access denied, a missing bucket when WRITING, ...) -> ``StorageFailed``: not
+  the caller's fault and not transient, an operator has to look.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from boto3.exceptions import RetriesExceededError, S3UploadFailedError
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from pipeline.errors import InvalidInput, StorageFailed, StorageUnavailable, VidpError
+
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
+
+# Error codes meaning "the thing you asked for does not exist" (HeadObject gives a bare "404").
+_NOT_FOUND_CODES = {"404", "NoSuchKey", "NoSuchBucket", "NotFound"}
+_TRANSIENT_CODES = {
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "RequestTimeout",
+    "RequestTimeTooSkewed",
+    "InternalError",
+    "ServiceUnavailable",
+    "503",
+    "500",
+}
+# S3 bucket names: 3-63 lowercase letters, digits, dots and hyphens, starting and ending alnum.
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_MAX_KEY_BYTES = 1024
+MAX_JSON_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class S3Uri:
+    """An object location ``s3://bucket/key``. The key is kept exactly as written: nothing is decoded."""
+
+    bucket: str
+    key: str
+
+    @classmethod
+    def parse(cls, text: str) -> S3Uri:
+        """Parse ``s3://bucket/key``; raise InvalidInput naming the URI if it is not one.
+
+        No URL parsing: ``#``, ``?``, ``%2B``, ``+`` and spaces are ordinary key characters in S3.
+        """
+        scheme, sep, rest = text.partition("://")
+        if not sep or scheme != "s3":
+            raise InvalidInput(f"{text!r} is not an s3:// URI")
+        bucket, _, key = rest.partition("/")
+        if not _BUCKET.fullmatch(bucket) or ".." in bucket:
+            raise InvalidInput(f"{text!r}: {bucket!r} is not a valid S3 bucket name")
+        if not key:
+            raise InvalidInput(f"{text!r}: the URI names no object key")
+        if len(key.encode("utf-8", errors="surrogatepass")) > _MAX_KEY_BYTES:
+            raise InvalidInput(f"{text[:80]!r}...: the object key is longer than {_MAX_KEY_BYTES} bytes")
+        return cls(bucket=bucket, key=key)
+
+    def __str__(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    @property
+    def name(self) -> str:
+        """The last part of the key (after the last ``/``)."""
+        return self.key.rpartition("/")[2]
+
+    def sibling(self, name: str) -> S3Uri:
+        """The object called ``name`` in the same folder as this one."""
+        folder, slash, _ = self.key.rpartition("/")
+        return S3Uri(self.bucket, f"{folder}{slash}{name}")
+
+
+@dataclass(frozen=True)
+class ObjectHead:
+    """What HeadObject says about an object."""
+
+    size: int
+    etag: str
+    content_type: str | None
+    last_modified: datetime | None
+    version_id: str | None
+
+
+@lru_cache(maxsize=1)
+def s3_client() -> S3Client:
+    """The shared S3 client, built on first use (a Lambda reuses it across invocations)."""
+    config = Config(
+        retries={"mode": "standard", "max_attempts": 5},
+        connect_timeout=10,
+        read_timeout=60,
+    )
+    return boto3.client("s3", config=config)
+
+
+def head(uri: S3Uri, *, client: S3Client | None = None) -> ObjectHead:
+    """Size, ETag and type of an input object; InvalidInput if it does not exist."""
+    try:
+        got = (client or s3_client()).head_object(Bucket=uri.bucket, Key=uri.key)
+    except (ClientError, BotoCoreError) as err:
+        raise storage_error(err, uri, reading=True) from None
+    return ObjectHead(
+        size=got["ContentLength"],
+        etag=got["ETag"],
+        content_type=got.get("ContentType"),
+        last_modified=got.get("LastModified"),
+        version_id=got.get("VersionId"),
+    )
+
+
+def download(uri: S3Uri, path: Path, *, client: S3Client | None = None) -> int:
+    """Download an input object to ``path``; return its size in bytes."""
+    try:
+        # s3transfer writes to a temporary name and renames it, so `path` is never partial.
+        (client or s3_client()).download_file(uri.bucket, uri.key, str(path))
+    except RetriesExceededError:
+        raise StorageUnavailable(f"{uri}: download kept failing, try again later") from None
+    except (ClientError, BotoCoreError) as err:
+        raise storage_error(err, uri, reading=True) from None
+    return path.stat().st_size
+
+
+def upload(path: Path, uri: S3Uri, *, content_type: str, client: S3Client | None = None) -> None:
+    """Upload a local file to ``uri`` (an output).
+
+    upload_file switches to a multipart upload for large files. A multipart object becomes
+    visible only when CompleteMultipartUpload succeeds, and s3transfer aborts the upload on
+    failure; a single PUT is atomic too. So the key never holds a partial object.
+    """
+    try:
+        (client or s3_client()).upload_file(
+            str(path), uri.bucket, uri.key, ExtraArgs={"ContentType": content_type}
+        )
+    except S3UploadFailedError as err:
+        # boto3 wraps the ClientError (raised inside its `except`) without a message we can use.
+        cause = err.__context__
+        if isinstance(cause, ClientError | BotoCoreError):
+            raise storage_error(cause, uri, reading=False) from None
+        raise StorageUnavailable(f"{uri}: upload failed ({err})") from None
+    except (ClientError, BotoCoreError) as err:
+        raise storage_error(err, uri, reading=False) from None
+
+
+def delete(uri: S3Uri, *, client: S3Client | None = None) -> None:
+    """Delete an object (deleting a missing object is not an error in S3)."""
+    try:
+        (client or s3_client()).delete_object(Bucket=uri.bucket, Key=uri.key)
+    except (ClientError, BotoCoreError) as err:
+        raise storage_error(err, uri, reading=False) from None
+
+
+def put_json(uri: S3Uri, data: Any, *, client: S3Client | None = None) -> None:
+    """Write a small JSON document (a single PUT: readers see all of it or nothing)."""
+    body = json.dumps(data, ensure_ascii=False, sort_keys=True).encode("utf-8")
+    try:
+        (client or s3_client()).put_object(
+            Bucket=uri.bucket, Key=uri.key, Body=body, ContentType="application/json"
+        )
+    except (ClientError, BotoCoreError) as err:
+        raise storage_error(err, uri, reading=False) from None
+
+
+def get_json(uri: S3Uri, *, max_bytes: int = MAX_JSON_BYTES, client: S3Client | None = None) -> Any:
+    """Read a small JSON document written by another step; InvalidInput if missing, too big or not JSON."""
+    try:
+        got = (client or s3_client()).get_object(Bucket=uri.bucket, Key=uri.key)
+        with got["Body"] as body:
+            raw = body.read(max_bytes + 1)
+    except (ClientError, BotoCoreError) as err:
+        raise storage_error(err, uri, reading=True) from None
+    if len(raw) > max_bytes:
+        raise InvalidInput(f"{uri}: JSON object is larger than {max_bytes} bytes")
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise InvalidInput(f"{uri}: not a valid JSON document") from None
+
+
+def storage_error(err: ClientError | BotoCoreError, uri: S3Uri, *, reading: bool) -> VidpError:
+    """Translate a boto error into InvalidInput, StorageUnavailable or StorageFailed (one line)."""
+    if isinstance(err, BotoCoreError):
+        # Connection refused/reset, timeouts, retries exhausted: the network or S3, not the data.
+        return StorageUnavailable(f"{uri}: S3 unreachable ({type(err).__name__})")
+    error = err.response.get("Error", {})
+    code = str(error.get("Code", ""))
+    status = int(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    if code in _NOT_FOUND_CODES or status == 404:
+        what = "bucket" if code == "NoSuchBucket" else "object"
+        if reading:
+            return InvalidInput(f"{uri}: {what} not found")
+        return StorageFailed(f"{uri}: cannot write, {what} not found")
+    if code in _TRANSIENT_CODES or status >= 500 or status == 429:
+        return StorageUnavailable(f"{uri}: S3 error {code or status}, try again later")
+    message = str(error.get("Message", "")) or code
+    return StorageFailed(f"{uri}: S3 refused the request ({code or status}: {message})")
