@@ -136,15 +136,7 @@ def score(output: Path, source: Path) -> dict[str, Any]:
     """Size, picture size, SSIM and PSNR against the source scaled to the output's size."""
     settings = engine_settings()
     made = probe(output)
-    quality = measure_quality(
-        output,
-        source,
-        made.video.width,
-        made.video.height,
-        threads=settings.threads,
-        ffmpeg=settings.ffmpeg,
-        timeout=settings.quality_timeout_seconds,
-    )
+    quality = measure_quality(output, source, made.video.width, made.video.height, settings)
     return {
         "size": made.size,
         "width": made.video.width,

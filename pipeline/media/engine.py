@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.config import EngineSettings, engine_settings
-from pipeline.errors import InvalidMedia, InvalidSubtitles
+from pipeline.errors import InvalidInput, InvalidMedia, InvalidSubtitles
 from pipeline.media.command import FONTS_DIR_NAME, SUBTITLES_NAME, EncodePlan, build_command
 from pipeline.media.fonts import install_font
 from pipeline.media.probe import ffmpeg_input, probe
@@ -42,6 +42,11 @@ def read_subtitles(path: Path, settings: EngineSettings | None = None) -> bytes:
     """Read a subtitle file, never more than the size limit allows (the sanitizer rejects it)."""
     settings = settings or engine_settings()
     try:
+        size = path.stat().st_size
+        if size > settings.max_subtitle_bytes:
+            raise InvalidSubtitles(
+                f"SRT file is {size} bytes, over the limit of {settings.max_subtitle_bytes} bytes"
+            )
         with path.open("rb") as handle:
             return handle.read(settings.max_subtitle_bytes + 1)
     except OSError as err:
@@ -102,6 +107,8 @@ def burn(
     options = options or EncodeOptions()
     settings = settings or engine_settings()
     output = output.resolve()
+    if not output.parent.is_dir():
+        raise InvalidInput(f"output folder {output.parent} does not exist")
     partial = partial_path(output)
     try:
         with prepare(video, subtitles, partial, options, settings) as job:
@@ -120,15 +127,7 @@ def burn(
         check_complete(job.source, made, video.name)
         quality = None
         if options.quality:
-            quality = measure_quality(
-                partial,
-                video,
-                made.video.width,
-                made.video.height,
-                threads=settings.threads,
-                ffmpeg=settings.ffmpeg,
-                timeout=settings.quality_timeout_seconds,
-            )
+            quality = measure_quality(partial, video, made.video.width, made.video.height, settings)
         partial.replace(output)
     finally:
         partial.unlink(missing_ok=True)

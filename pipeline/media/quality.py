@@ -6,6 +6,7 @@ import re
 import subprocess
 from pathlib import Path
 
+from pipeline.config import EngineSettings, engine_settings
 from pipeline.errors import TranscodeFailed, TranscodeTimeout
 from pipeline.media.probe import ffmpeg_input
 from pipeline.models import QualityScore
@@ -35,9 +36,11 @@ def quality_command(
 
 
 def measure_quality(
-    output: Path, source: Path, width: int, height: int, *, threads: int, ffmpeg: str, timeout: float
+    output: Path, source: Path, width: int, height: int, settings: EngineSettings | None = None
 ) -> QualityScore:
     """SSIM (0-1, 1 = identical) and PSNR (dB) over all frames. Burned captions count as a difference."""
+    settings = settings or engine_settings()
+    threads, ffmpeg, timeout = settings.threads, settings.ffmpeg, settings.quality_timeout_seconds
     argv = quality_command(output, source, width, height, threads=threads, ffmpeg=ffmpeg)
     try:
         done = subprocess.run(

@@ -125,6 +125,16 @@ def test_ten_bit_input_comes_out_eight_bit_yuv420p(clip: ClipFactory, tmp_path: 
     assert (made.pix_fmt, made.bit_depth) == ("yuv420p", 8)
 
 
+def test_hdr_pq_input_is_tone_mapped_to_sdr_bt709(clip: ClipFactory, tmp_path: Path) -> None:
+    pq = ("-pix_fmt", "yuv420p10le", "-color_primaries", "bt2020", "-color_trc", "smpte2084",
+          "-colorspace", "bt2020nc")  # fmt: skip
+    video = clip("hdr.mp4", seconds=1.0, extra_output_args=pq)
+    assert probe(video).video.hdr
+    burn_json(video, write(tmp_path / "s.srt", SIMPLE_SRT), tmp_path / "out.mp4")
+    made = probe(tmp_path / "out.mp4").video
+    assert (made.color_transfer, made.pix_fmt, made.hdr) == ("bt709", "yuv420p", False)
+
+
 def test_odd_source_dimensions_give_even_output(clip: ClipFactory, tmp_path: Path) -> None:
     video = clip("odd.mp4", width=321, height=241, seconds=1.0, extra_output_args=("-pix_fmt", "yuv444p"))
     result = burn_json(video, write(tmp_path / "s.srt", SIMPLE_SRT), tmp_path / "out.mp4")
@@ -292,3 +302,17 @@ def test_ffmpeg_failure_exits_1_and_leaves_no_output(clip: ClipFactory, tmp_path
                 env={"VIDP_FFMPEG": "/bin/false"})  # fmt: skip
     assert done.returncode == 1 and "ffmpeg exited with status 1" in done.stderr
     assert not out.exists() and list(tmp_path.glob(".*partial")) == []
+
+
+def test_missing_output_folder_and_oversized_srt_are_invalid_input(clip: ClipFactory, tmp_path: Path) -> None:
+    video = clip("v.mp4", seconds=1.0)
+    srt = write(tmp_path / "s.srt", SIMPLE_SRT)
+    done = vidp("burn", video, "--srt", srt, "-o", tmp_path / "no-such-folder" / "out.mp4")
+    assert done.returncode == 2 and "output folder" in done.stderr and "does not exist" in done.stderr
+
+    big = write(tmp_path / "big.srt", SIMPLE_SRT * 40)
+    done = vidp(
+        "burn", video, "--srt", big, "-o", tmp_path / "out.mp4", env={"VIDP_MAX_SUBTITLE_BYTES": "1000"}
+    )
+    assert done.returncode == 2
+    assert f"SRT file is {big.stat().st_size} bytes, over the limit of 1000 bytes" in done.stderr
