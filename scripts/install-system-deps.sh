@@ -6,11 +6,15 @@ set -euo pipefail
 packages=(ffmpeg fontconfig fonts-dejavu-core fonts-noto-cjk)
 
 have_all() {
+  # Capture first: `producer | grep -q` under pipefail fails when grep exits early (SIGPIPE).
+  local filters fonts
   command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || return 1
-  ffmpeg -hide_banner -filters 2>/dev/null | grep -q ' subtitles ' || return 1
   command -v fc-list >/dev/null 2>&1 || return 1
-  fc-list | grep -q 'DejaVuSans.ttf' || return 1
-  fc-list | grep -q 'NotoSansCJK' || return 1
+  filters=$(ffmpeg -hide_banner -filters 2>/dev/null) || return 1
+  fonts=$(fc-list 2>/dev/null) || return 1
+  grep -q ' subtitles ' <<<"$filters" || return 1
+  grep -q 'DejaVuSans.ttf' <<<"$fonts" || return 1
+  grep -q 'NotoSansCJK' <<<"$fonts" || return 1
 }
 
 if have_all; then
