@@ -6,9 +6,11 @@ numeric range, so nothing a caller sends can be read by ffmpeg as filtergraph sy
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import hashlib
+import json
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Resolution = Literal["360p", "480p", "720p", "1080p"]
 RESOLUTIONS: dict[str, int] = {"360p": 360, "480p": 480, "720p": 720, "1080p": 1080}
@@ -178,3 +180,263 @@ class TaskManifest(BaseModel):
     cues: int
     encode_seconds: float
     quality: QualityScore | None
+
+
+# --- jobs: what flows through the state machine ---------------------------------------------
+
+# Fits a Step Functions execution name (80 characters, none of the forbidden ones).
+JobId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$")]
+# Ids that come from the caller (seed 002's task_id/batch_id, the main service's video id).
+ExternalId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
+S3UriText = Annotated[str, Field(pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+$", max_length=1100)]
+HttpUrlText = Annotated[str, Field(pattern=r"^https?://\S+$", max_length=2048)]
+JobStatus = Literal["processing", "saved", "failed"]
+MAX_METADATA_BYTES = 4096
+
+
+class VideoSource(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    s3_uri: S3UriText
+
+
+class SubtitleSource(BaseModel):
+    """Where the SRT is: an http(s) URL (the subtitle service) or an S3 object. Exactly one."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: HttpUrlText | None = None
+    s3_uri: S3UriText | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SubtitleSource:
+        if (self.url is None) == (self.s3_uri is None):
+            raise ValueError("subtitles needs exactly one of url or s3_uri")
+        return self
+
+
+class JobRequest(BaseModel):
+    """The execution input: StartExecution, an S3 upload's sidecar, or a reprocessing schedule."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    video: VideoSource
+    subtitles: SubtitleSource
+    resolution: Resolution = "720p"
+    crf: Annotated[int, Field(ge=0, le=51)] = DEFAULT_CRF
+    preset: Preset = DEFAULT_PRESET
+    style: SubtitleStyle = SubtitleStyle()
+    upscale: bool = False
+    quality: bool = False
+    callback_url: HttpUrlText | None = None
+    task_id: ExternalId | None = None
+    batch_id: ExternalId | None = None
+    source_video_id: ExternalId | None = None
+    job_id: JobId | None = Field(default=None, description="derived from the request when absent")
+    metadata: dict[str, Any] = Field(default_factory=dict, description="free, echoed in the callback")
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_size(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if len(json.dumps(value, separators=(",", ":"), default=str).encode()) > MAX_METADATA_BYTES:
+            raise ValueError(f"metadata is larger than {MAX_METADATA_BYTES} bytes of JSON")
+        return value
+
+    @field_validator("style")
+    @classmethod
+    def _font_from_s3(cls, value: SubtitleStyle) -> SubtitleStyle:
+        if value.font_file is not None and not value.font_file.startswith("s3://"):
+            raise ValueError("style.font_file must be an s3:// URI in a job")
+        return value
+
+    def idempotency_key(self) -> str:
+        """SHA-256 of the request without its job_id: the same request always maps to one job."""
+        canonical = json.dumps(
+            self.model_dump(mode="json", exclude={"job_id"}), sort_keys=True, separators=(",", ":")
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def resolved_job_id(self) -> str:
+        return self.job_id or "job-" + self.idempotency_key()[:32]
+
+
+def video_id_for(job_id: str) -> str:
+    """The record key of the video a job produces: deterministic, so retries find the same item."""
+    return "vid-" + hashlib.sha256(job_id.encode()).hexdigest()[:24]
+
+
+class Job(BaseModel):
+    """What ValidateInput puts at ``$.job``: every later state reads only this (small) object."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    job_id: JobId
+    video_id: str
+    bucket: str
+    video_key: str
+    video_size: int
+    filename: str = Field(description="the source video's file name, as uploaded")
+    subtitles: SubtitleSource
+    options: EncodeOptions
+    callback_url: HttpUrlText | None = None
+    task_id: ExternalId | None = None
+    batch_id: ExternalId | None = None
+    source_video_id: ExternalId | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    created_at: str
+    attempt: int = 1
+
+    @property
+    def work_prefix(self) -> str:
+        return f"work/{self.job_id}/"
+
+    @property
+    def subtitles_key(self) -> str:
+        return self.work_prefix + "subtitles.srt"
+
+    @property
+    def output_key(self) -> str:
+        return self.work_prefix + "output.mp4"
+
+    @property
+    def manifest_key(self) -> str:
+        return self.work_prefix + "manifest.json"
+
+    @property
+    def final_key(self) -> str:
+        """``videos/{video_id}/{name}_{resolution}.mp4``; the name keeps only safe characters."""
+        stem = self.filename.rsplit(".", 1)[0]
+        safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in stem)[:100].strip("_") or "video"
+        return f"videos/{self.video_id}/{safe}_{self.options.resolution}.mp4"
+
+
+class SubtitlesFetched(BaseModel):
+    """FetchSubtitles' result at ``$.subtitles``: the clean SRT is in S3, not in the state."""
+
+    key: str
+    cues: int
+    encoding: str
+    dropped: int
+
+
+class FinalOutput(BaseModel):
+    """Finalise's result at ``$.output``: where the video is and how to stream it."""
+
+    s3_uri: str
+    key: str
+    url: str = Field(description="presigned GET URL for streaming")
+    url_expires_at: str
+    size: int
+    duration: float
+    width: int
+    height: int
+    video_codec: str
+    audio_codec: str | None
+    codecs: str = Field(description='"h264/aac", or "h264" without audio')
+    quality: QualityScore | None = None
+
+
+class Failure(BaseModel):
+    """What MarkFailed makes of a caught error at ``$.failed``."""
+
+    error_code: str
+    error: str = Field(description="one line, for people")
+    error_name: str = Field(description="the Step Functions error name")
+    failed_state: str
+
+
+class FailureReport(Failure):
+    """MarkFailed's result: the failure and what NotifyFailure needs to tell the caller."""
+
+    job_id: str | None = None
+    video_id: str | None = None
+    task_id: str | None = None
+    batch_id: str | None = None
+    callback_url: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class CallbackDelivery(BaseModel):
+    """How the callback went, recorded on the job."""
+
+    status: Literal["delivered", "failed", "skipped"]
+    webhook_id: str | None = None
+    attempts: int = 0
+    http_status: int | None = None
+    error: str | None = None
+
+
+class JobRecord(BaseModel):
+    """One DynamoDB item per video (pk ``video_id``). Status moves only by conditional writes."""
+
+    video_id: str
+    job_id: str
+    filename: str
+    status: JobStatus
+    created_at: str
+    updated_at: str
+    execution_arn: str | None = None
+    attempt: int = 1
+    source_video_id: str | None = None
+    task_id: str | None = None
+    batch_id: str | None = None
+    resolution: str | None = None
+    progress: float | None = None
+    s3_uri: str | None = None
+    file_size: int | None = None
+    duration: float | None = None
+    codecs: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    failed_state: str | None = None
+    callback: CallbackDelivery | None = None
+
+
+class FileInfo(BaseModel):
+    file_size: int
+    duration: float
+    format: Literal["mp4"] = "mp4"
+
+
+class VideoAnalysis(BaseModel):
+    codec: str
+    resolution: str = Field(description="WIDTHxHEIGHT")
+    quality_score: float | None = Field(description="SSIM against the source, when measured")
+
+
+class AudioAnalysis(BaseModel):
+    codec: str | None
+
+
+class CallbackResults(BaseModel):
+    file_info: FileInfo
+    video_analysis: VideoAnalysis
+    audio_analysis: AudioAnalysis
+
+
+class CompletedCallback(BaseModel):
+    """Seed 002's success payload, extended with the job's ids."""
+
+    status: Literal["completed"] = "completed"
+    task_id: str | None
+    batch_id: str | None
+    video_id: str
+    job_id: str
+    file_url: str
+    processing_time: float = Field(description="seconds from execution start to finalised output")
+    results: CallbackResults
+    metadata: dict[str, Any]
+
+
+class FailedCallback(BaseModel):
+    """Seed 002's error payload, extended with the job's ids and the failed state."""
+
+    status: Literal["failed"] = "failed"
+    task_id: str | None
+    batch_id: str | None
+    video_id: str | None
+    job_id: str | None
+    error: str
+    error_code: str
+    failed_state: str
+    metadata: dict[str, Any] = Field(default_factory=dict)
