@@ -2,18 +2,36 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from urllib.parse import urlsplit
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from pipeline.errors import InvalidInput, VidpError
-from pipeline.models import DEFAULT_CRF, DEFAULT_PRESET, EncodeOptions, EncodeResult, SubtitleStyle
+from pipeline.models import (
+    DEFAULT_CRF,
+    DEFAULT_PRESET,
+    EncodeOptions,
+    EncodeResult,
+    JobRecord,
+    JobRequest,
+    SubtitleStyle,
+)
+
+if TYPE_CHECKING:
+    from pipeline.local.aws import LocalAws
+    from pipeline.local.jobs import Observation, RunResult
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -126,27 +144,272 @@ def burn(
         console.print(_summary(result), highlight=False)
 
 
+def _invalid_codes() -> set[str]:
+    """Error codes that mean the input can never work: exit status 2."""
+    found, todo = set(), [InvalidInput]
+    while todo:
+        cls = todo.pop()
+        found.add(cls.code)
+        todo.extend(cls.__subclasses__())
+    return found
+
+
+def _is_loopback(url: str | None) -> bool:
+    host = (urlsplit(url).hostname or "") if url else ""
+    return host in {"localhost", "::1"} or host.startswith("127.")
+
+
+def _timeline_table(observation: Observation) -> Table:
+    table = Table(title="execution timeline", title_justify="left")
+    for column in ("state", "type", "seconds", "attempts", "errors"):
+        table.add_column(column, overflow="fold")
+    for step in observation.timeline:
+        seconds = "running" if step.seconds is None else f"{step.seconds:.2f}"
+        table.add_row(step.name, step.type, seconds, str(step.attempts or ""), "\n".join(step.errors))
+    return table
+
+
+def _record_table(record: JobRecord) -> Table:
+    table = Table(title="job record", title_justify="left", show_header=False)
+    table.add_column("field")
+    table.add_column("value", overflow="fold")
+    for key, value in record.model_dump(mode="json", exclude_none=True).items():
+        table.add_row(key, json.dumps(value) if isinstance(value, dict | list) else str(value))
+    return table
+
+
+def _live_status(console: Console) -> tuple[Any, Callable[[Observation], None]]:
+    status = console.status("starting", spinner="dots")
+
+    def update(seen: Observation) -> None:
+        state = seen.current_state or seen.status.lower()
+        progress = seen.record.progress if seen.record else None
+        encode = f" - encode {progress:.0f}%" if state == "BurnAndCompress" and progress is not None else ""
+        status.update(f"{state}{encode}")
+
+    return status, update
+
+
+def _run_on_local_aws(
+    aws: LocalAws,
+    request_fields: dict[str, Any],
+    video: Path,
+    srt: str,
+    *,
+    out_dir: Path,
+    timeout: float,
+    console: Console,
+) -> RunResult:
+    from pipeline.local.jobs import run_job
+
+    status, update = _live_status(console)
+    with status:
+        return run_job(aws, request_fields, video, srt, out_dir=out_dir, timeout=timeout, on_update=update)
+
+
+def _report(result: RunResult, console: Console, as_json: bool) -> None:
+    """Print the run (timeline, record) and exit with the status the README documents."""
+    seen = result.observation
+    if as_json:
+        print(json.dumps(result.as_json(), indent=2))
+    else:
+        out = Console()
+        out.print(_timeline_table(seen))
+        if seen.record is not None:
+            out.print(_record_table(seen.record))
+        if result.output_path:
+            out.print(f"output: {result.output_path}", highlight=False)
+    if result.status == "SUCCEEDED":
+        return
+    record = seen.record
+    if record is not None and record.error_code:
+        code = EXIT_INVALID if record.error_code in _invalid_codes() else EXIT_FAILED
+        where = f" in {record.failed_state}" if record.failed_state else ""
+        _fail(f"job failed{where}: {record.error_code}: {record.error_message}", code)
+    if result.status == "RUNNING":
+        _fail(f"execution still running after the timeout: {result.execution_arn}", EXIT_FAILED)
+    _fail(f"execution {result.status.lower()}: {seen.error or ''} {seen.cause or ''}".strip(), EXIT_FAILED)
+
+
+def _request_fields(
+    resolution: str, crf: int, preset: str, style: list[str] | None, callback_url: str | None
+) -> dict[str, Any]:
+    """The JobRequest fields given on the command line, validated before anything starts."""
+    fields: dict[str, Any] = {
+        "resolution": resolution,
+        "crf": crf,
+        "preset": preset,
+        "style": parse_style(style or []).model_dump(exclude_defaults=True),
+    }
+    if callback_url:
+        fields["callback_url"] = callback_url
+    probe_request = {
+        "video": {"s3_uri": "s3://check-only/v.mp4"},
+        "subtitles": {"url": "https://check.invalid/s"},
+    }
+    try:
+        JobRequest.model_validate({**fields, **probe_request})
+    except ValidationError as err:
+        raise InvalidInput(f"invalid option {_first_error(err)}") from None
+    return fields
+
+
+@app.command()
+def run(
+    video: Annotated[Path, typer.Option("--video", help="video file to process")],
+    srt: Annotated[str, typer.Option("--srt", help="SRT file, or an http(s) URL of one")],
+    resolution: Annotated[str, typer.Option(help="360p, 480p, 720p or 1080p")] = "720p",
+    crf: Annotated[int, typer.Option(help="x264 CRF, 0-51")] = DEFAULT_CRF,
+    preset: Annotated[str, typer.Option(help="x264 preset")] = DEFAULT_PRESET,
+    style: Annotated[list[str] | None, typer.Option("--style", help="subtitle style KEY=VALUE")] = None,
+    callback_url: Annotated[str | None, typer.Option(help="where to POST the signed callback")] = None,
+    out_dir: Annotated[Path, typer.Option(help="where the output is saved")] = Path("out"),
+    timeout: Annotated[float, typer.Option(help="seconds to wait for the execution")] = 1800.0,
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON on stdout")] = False,
+) -> None:
+    """Run the whole pipeline (the Step Functions definition) on the embedded local AWS."""
+    from pipeline.local.aws import LocalAws
+
+    console = Console(stderr=True)
+    try:
+        if not video.is_file():
+            raise InvalidInput(f"video file not found: {video}")
+        if not srt.startswith(("http://", "https://")) and not Path(srt).is_file():
+            raise InvalidInput(f"subtitle file not found: {srt}")
+        fields = _request_fields(resolution, crf, preset, style, callback_url)
+    except InvalidInput as err:
+        _fail(str(err), EXIT_INVALID)
+    # 127.0.0.1 targets are refused by the SSRF guard unless the local AWS is told, by the
+    # person at the keyboard (never by a job), that its SRT server or receiver is local.
+    loopback = _is_loopback(srt) or _is_loopback(callback_url)
+    with LocalAws(allow_loopback=loopback) as aws:
+        result = _run_on_local_aws(aws, fields, video, srt, out_dir=out_dir, timeout=timeout, console=console)
+    _report(result, console, as_json)
+
+
+local_app = typer.Typer(no_args_is_help=True, help="The embedded local AWS.")
+executions_app = typer.Typer(no_args_is_help=True, help="Executions of a running local AWS.")
+app.add_typer(local_app, name="local")
+app.add_typer(executions_app, name="executions")
+ENDPOINT_OPTION = typer.Option("--endpoint-url", help="the local AWS (vidp local up)")
+
+
+@local_app.command("up")
+def local_up(
+    port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 4566,
+    allow_loopback: Annotated[
+        bool, typer.Option(help="let jobs call back / fetch SRT from 127.0.0.1 (local testing)")
+    ] = False,
+) -> None:
+    """Keep the local AWS running for boto3 and the AWS CLI (--endpoint-url); Ctrl-C stops it."""
+    from pipeline.local.aws import LocalAws
+
+    with LocalAws(port=port, allow_loopback=allow_loopback) as aws:
+        names = aws.names
+        print(f"local AWS on {aws.endpoint_url} (region us-east-1, any credentials)")
+        print(f"  state machine  {aws.state_machine_arn}")
+        print(f"  bucket         {names.bucket}   (uploads under incoming/ start jobs)")
+        print(f"  table          {names.table}")
+        print(f"  ECS cluster    {names.cluster}   task definition {names.task_family}")
+        print(f"  event bus      {names.event_bus}")
+        print(f"  callback signing secret: VIDP_WEBHOOK_SECRET={aws.webhook_secret}")
+        print(_example(aws.endpoint_url, aws.state_machine_arn, names.bucket), flush=True)
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        with contextlib.suppress(KeyboardInterrupt):
+            stop.wait()
+        print("stopping", file=sys.stderr)
+
+
+def _example(endpoint: str, machine: str, bucket: str) -> str:
+    job = json.dumps(
+        {"video": {"s3_uri": f"s3://{bucket}/uploads/clip.mp4"},
+         "subtitles": {"s3_uri": f"s3://{bucket}/uploads/clip.srt"}, "resolution": "720p"}
+    )  # fmt: skip
+    return f"""
+example (AWS CLI; any credentials, e.g. AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local):
+  aws --endpoint-url {endpoint} --region us-east-1 s3 cp clip.mp4 s3://{bucket}/uploads/clip.mp4
+  aws --endpoint-url {endpoint} --region us-east-1 s3 cp clip.srt s3://{bucket}/uploads/clip.srt
+  aws --endpoint-url {endpoint} --region us-east-1 stepfunctions start-execution \\
+      --state-machine-arn {machine} --name my-first-job --input '{job}'
+  vidp executions list --endpoint-url {endpoint}"""
+
+
+@executions_app.command("list")
+def executions_list(endpoint_url: Annotated[str, ENDPOINT_OPTION] = "http://127.0.0.1:4566") -> None:
+    """Executions of the pipeline, newest first."""
+    from pipeline.local.jobs import Endpoint
+
+    remote = Endpoint(endpoint_url)
+    listed = remote.client("stepfunctions").list_executions(stateMachineArn=remote.state_machine_arn)
+    table = Table(title=f"executions on {endpoint_url}", title_justify="left")
+    for column in ("name", "status", "started", "stopped", "execution ARN"):
+        table.add_column(column, overflow="fold")
+    for item in listed["executions"]:
+        stopped = item.get("stopDate")
+        table.add_row(item["name"], item["status"], f"{item['startDate']:%H:%M:%S}",
+                      f"{stopped:%H:%M:%S}" if stopped else "", item["executionArn"])  # fmt: skip
+    Console().print(table)
+
+
+@executions_app.command("show")
+def executions_show(
+    execution_arn: Annotated[str, typer.Argument(metavar="ARN")],
+    endpoint_url: Annotated[str, ENDPOINT_OPTION] = "http://127.0.0.1:4566",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """The timeline of one execution (each state, its duration, retries and errors) and its job record."""
+    from pipeline.local.jobs import Endpoint, observe
+
+    seen = observe(Endpoint(endpoint_url), execution_arn)
+    if as_json:
+        shown = {
+            "status": seen.status,
+            "timeline": [step.model_dump(mode="json") for step in seen.timeline],
+            "record": seen.record.model_dump(mode="json") if seen.record else None,
+        }
+        print(json.dumps(shown, indent=2))
+        return
+    out = Console()
+    out.print(f"{execution_arn}: {seen.status}", highlight=False)
+    out.print(_timeline_table(seen))
+    if seen.record is not None:
+        out.print(_record_table(seen.record))
+
+
 @app.command()
 def demo(
     out_dir: Annotated[Path, typer.Option("--out-dir", help="where to write the sample and result")] = Path(
         "out"
     ),
 ) -> None:
-    """Burn the bundled sample SRT into a generated 10 s 1080p clip (720p output)."""
-    from pipeline.media.engine import burn as run_burn
+    """The whole pipeline on the local AWS: a generated clip, the bundled SRT, a signed callback."""
+    from pipeline.local.aws import LocalAws
+    from pipeline.local.receiver import CallbackReceiver
     from pipeline.samples import make_clip, sample_srt
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    source = out_dir / "sample-source.mp4"
     console = Console(stderr=True)
-    console.print(f"generating a 10 s 1080p sample clip: {source}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    source, srt = out_dir / "sample-source.mp4", out_dir / "sample.srt"
+    console.print(f"generating a 10 s 1080p sample clip: {source}", highlight=False)
     make_clip(source, width=1920, height=1080, seconds=10)
-    try:
-        result = run_burn(source, sample_srt(), out_dir / "sample-720p.mp4", EncodeOptions(quality=True))
-    except VidpError as err:
-        _fail(str(err), EXIT_FAILED)
-    console.print("subtitled and compressed:", highlight=False)
-    print(_summary(result))
+    srt.write_bytes(sample_srt())
+    aws = LocalAws(allow_loopback=True)  # the callback receiver below listens on 127.0.0.1
+    with CallbackReceiver(aws.webhook_secret) as receiver, aws:
+        console.print(
+            f"local AWS on {aws.endpoint_url}; callback receiver on {receiver.url}", highlight=False
+        )
+        fields = {"resolution": "720p", "callback_url": receiver.url, "quality": True, "task_id": "demo-task",
+                  "batch_id": "demo-batch", "metadata": {"source": "vidp demo"}}  # fmt: skip
+        result = _run_on_local_aws(
+            aws, fields, source, str(srt), out_dir=out_dir, timeout=600, console=console
+        )
+        callbacks = receiver.wait_for(1, timeout=10)
+    for callback in callbacks:
+        verdict = "signature verified" if callback.verified else f"signature NOT verified ({callback.error})"
+        console.print(f"callback received ({callback.webhook_id}), {verdict}:", highlight=False)
+        print(json.dumps(callback.payload, indent=2))
+    _report(result, console, as_json=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -80,3 +80,41 @@ class TaskStopped(VidpError):
 
     code = "TASK_STOPPED"
     retryable = True
+
+
+class SubtitleFetchFailed(VidpError):
+    """The subtitle URL could not be fetched now (5xx, 429, timeout, refused): retrying can succeed."""
+
+    code = "SUBTITLE_FETCH_FAILED"
+    retryable = True
+
+
+class UnsafeUrl(InvalidInput):
+    """The SSRF guard refused a URL (scheme, credentials, or an address that is not public)."""
+
+    code = "UNSAFE_URL"
+
+
+class ResponseTooLarge(VidpError):
+    """An HTTP response body went past the caller's byte cap while streaming (the caller decides)."""
+
+    code = "RESPONSE_TOO_LARGE"
+
+
+class HttpUnavailable(VidpError):
+    """DNS failure, connect/read timeout, refused or reset connection, TLS failure: retryable."""
+
+    code = "HTTP_UNAVAILABLE"
+    retryable = True
+
+
+class WebhookVerificationFailed(VidpError):
+    """A received webhook has a missing/bad signature or a stale timestamp."""
+
+    code = "WEBHOOK_VERIFICATION_FAILED"
+
+
+class WebhookSecretUnavailable(VidpError):
+    """No usable webhook signing secret (not configured, malformed, or Secrets Manager failed)."""
+
+    code = "WEBHOOK_SECRET_UNAVAILABLE"

@@ -440,3 +440,73 @@ class FailedCallback(BaseModel):
     error_code: str
     failed_state: str
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+# --- step events: what each Lambda receives (the ASL's Parameters) and returns ---------------
+
+
+class ValidateInputEvent(BaseModel):
+    """ValidateInput's event: the raw execution input, unparsed, and the execution's identity."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    request: Any = Field(description="the execution input as given: parsing it is ValidateInput's job")
+    execution_arn: str
+    started_at: str = Field(description="$$.Execution.StartTime (ISO 8601)")
+
+
+class Validated(BaseModel):
+    """ValidateInput's result; it replaces the whole state (ResultPath ``$``)."""
+
+    duplicate: bool = Field(description="the job was already recorded by another execution: stop")
+    job: Job
+
+
+class JobEvent(BaseModel):
+    """FetchSubtitles' and Finalise's event."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    job: Job
+
+
+class CompletedNotice(BaseModel):
+    """Notify's event on success."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    outcome: Literal["completed"]
+    job: Job
+    output: FinalOutput
+    started_at: str
+
+
+class FailedNotice(BaseModel):
+    """Notify's event on failure (the NotifyFailure state)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    outcome: Literal["failed"]
+    failed: FailureReport
+
+
+# Notify's event: one Lambda serves both the Notify and the NotifyFailure states.
+NotifyEvent = Annotated[CompletedNotice | FailedNotice, Field(discriminator="outcome")]
+
+
+class CaughtError(BaseModel):
+    """What a Catch puts at ``$.failure.<StateName>``."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    error: str = Field(alias="Error")
+    cause: str | None = Field(default=None, alias="Cause")
+
+
+class MarkFailedEvent(BaseModel):
+    """MarkFailed's event: the whole state at the time of the Catch, and the execution."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    state: dict[str, Any]
+    execution_arn: str

@@ -1,0 +1,261 @@
+"""The jobs table (DynamoDB, one item per video, pk ``video_id``): the record's status moves only
+by conditional writes, so two executions racing on one job cannot both win.
+
+Errors are translated once, here: throttling, 5xx and connection failures -> ``StorageUnavailable``
+(retryable); a failed condition -> a ``False`` return where a function says so; anything else
+(missing table, access denied, a malformed request) -> ``StorageFailed``.
+
+Every function takes the table name and a client optionally; by default the table is
+``VIDP_TABLE_NAME`` (``StepSettings.table_name``) and the client is built on first use.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any
+
+import boto3
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from pipeline.errors import StorageFailed, StorageUnavailable, VidpError
+from pipeline.models import CallbackDelivery, JobRecord
+
+_CONDITION_FAILED = "ConditionalCheckFailedException"
+_TRANSIENT_CODES = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "TransactionConflictException",
+    "LimitExceededException",
+}
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+@lru_cache(maxsize=1)
+def dynamodb_client() -> Any:  # no type stubs for DynamoDB are installed
+    """The shared DynamoDB client, built on first use."""
+    config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=10)
+    return boto3.client("dynamodb", config=config)
+
+
+def _table(table: str | None) -> str:
+    if table is not None:
+        return table
+    # Imported here: the steps package imports this adapter, not the other way round at load time.
+    from pipeline.steps.settings import step_settings
+
+    return step_settings().table_name
+
+
+def timestamp(moment: datetime) -> str:
+    """A time as the record stores it: UTC, milliseconds, ``Z`` (the format of
+    ``$$.Execution.StartTime``), so ``created_at`` and ``updated_at`` sort as text."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def now_iso() -> str:
+    return timestamp(datetime.now(UTC))
+
+
+# --- conversions ------------------------------------------------------------------------------
+
+
+def to_item(data: dict[str, Any]) -> dict[str, Any]:
+    """A JSON-able dict as a DynamoDB item: numbers as N (exact decimals), None attributes omitted."""
+    exact = json.loads(json.dumps(data), parse_float=Decimal)
+    return {key: _serializer.serialize(value) for key, value in exact.items() if value is not None}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | set):
+        return [_plain(item) for item in value]
+    return value
+
+
+def from_item(item: dict[str, Any]) -> dict[str, Any]:
+    """A DynamoDB item as plain Python values (N as int or float)."""
+    return {key: _plain(_deserializer.deserialize(value)) for key, value in item.items()}
+
+
+def _record_item(record: JobRecord) -> dict[str, Any]:
+    return to_item(record.model_dump(mode="json", exclude_none=True))
+
+
+# --- operations -------------------------------------------------------------------------------
+
+
+def create_processing(record: JobRecord, *, table: str | None = None, client: Any = None) -> bool:
+    """Put a new ``processing`` record; False if the video already has one (a duplicate request)."""
+    return _put_new(record, table=table, client=client)
+
+
+def put_failed(record: JobRecord, *, table: str | None = None, client: Any = None) -> bool:
+    """Put a ``failed`` record for a request that failed before it had one; False if one exists."""
+    if record.status != "failed":
+        raise ValueError("put_failed needs a record with status 'failed'")
+    return _put_new(record, table=table, client=client)
+
+
+def _put_new(record: JobRecord, *, table: str | None, client: Any) -> bool:
+    try:
+        (client or dynamodb_client()).put_item(
+            TableName=_table(table),
+            Item=_record_item(record),
+            ConditionExpression="attribute_not_exists(video_id)",
+        )
+    except ClientError as err:
+        if _code(err) == _CONDITION_FAILED:
+            return False
+        raise _error(err, f"put {record.video_id}") from None
+    except BotoCoreError as err:
+        raise _error(err, f"put {record.video_id}") from None
+    return True
+
+
+def get(video_id: str, *, table: str | None = None, client: Any = None) -> JobRecord | None:
+    """The record of a video (a strongly consistent read), or None."""
+    try:
+        answer = (client or dynamodb_client()).get_item(
+            TableName=_table(table), Key={"video_id": {"S": video_id}}, ConsistentRead=True
+        )
+    except (ClientError, BotoCoreError) as err:
+        raise _error(err, f"get {video_id}") from None
+    item = answer.get("Item")
+    return None if item is None else JobRecord.model_validate(from_item(item))
+
+
+def mark_failed(
+    video_id: str,
+    job_id: str,
+    *,
+    error_code: str,
+    error_message: str,
+    failed_state: str,
+    now: str,
+    table: str | None = None,
+    client: Any = None,
+) -> bool:
+    """processing -> failed for this job; False if the record is not (or no longer) processing it."""
+    return _update(
+        video_id,
+        "SET #status = :failed, error_code = :code, error_message = :message, "
+        "failed_state = :state, updated_at = :now",
+        "#status = :processing AND job_id = :job",
+        {
+            ":failed": "failed",
+            ":processing": "processing",
+            ":job": job_id,
+            ":code": error_code,
+            ":message": error_message,
+            ":state": failed_state,
+            ":now": now,
+        },
+        table=table,
+        client=client,
+    )
+
+
+def set_progress(
+    video_id: str,
+    job_id: str,
+    percent: float,
+    *,
+    now: str | None = None,
+    table: str | None = None,
+    client: Any = None,
+) -> bool:
+    """Record encoding progress (0-100); False if the job is no longer processing."""
+    return _update(
+        video_id,
+        "SET progress = :progress, updated_at = :now",
+        "#status = :processing AND job_id = :job",
+        {
+            ":progress": round(min(100.0, max(0.0, percent)), 1),
+            ":processing": "processing",
+            ":job": job_id,
+            ":now": now or now_iso(),
+        },
+        table=table,
+        client=client,
+    )
+
+
+def record_callback(
+    video_id: str,
+    delivery: CallbackDelivery,
+    *,
+    now: str | None = None,
+    table: str | None = None,
+    client: Any = None,
+) -> bool:
+    """Record how the callback went, whatever the status; False if the video has no record."""
+    return _update(
+        video_id,
+        "SET callback = :callback, updated_at = :now",
+        "attribute_exists(video_id)",
+        {":callback": delivery.model_dump(mode="json", exclude_none=True), ":now": now or now_iso()},
+        table=table,
+        client=client,
+    )
+
+
+def _update(
+    video_id: str,
+    update: str,
+    condition: str,
+    values: dict[str, Any],
+    *,
+    table: str | None,
+    client: Any,
+) -> bool:
+    names = {"#status": "status"} if "#status" in update + condition else None
+    request: dict[str, Any] = {
+        "TableName": _table(table),
+        "Key": {"video_id": {"S": video_id}},
+        "UpdateExpression": update,
+        "ConditionExpression": condition,
+        "ExpressionAttributeValues": to_item(values),
+    }
+    if names:
+        request["ExpressionAttributeNames"] = names
+    try:
+        (client or dynamodb_client()).update_item(**request)
+    except ClientError as err:
+        if _code(err) == _CONDITION_FAILED:
+            return False
+        raise _error(err, f"update {video_id}") from None
+    except BotoCoreError as err:
+        raise _error(err, f"update {video_id}") from None
+    return True
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+
+def _code(err: ClientError) -> str:
+    return str(err.response.get("Error", {}).get("Code", ""))
+
+
+def _error(err: ClientError | BotoCoreError, what: str) -> VidpError:
+    """Translate a boto error into StorageUnavailable (transient) or StorageFailed (one line)."""
+    if isinstance(err, BotoCoreError):
+        return StorageUnavailable(f"jobs table: {what}: DynamoDB unreachable ({type(err).__name__})")
+    code = _code(err)
+    status = int(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    if code in _TRANSIENT_CODES or status >= 500:
+        return StorageUnavailable(f"jobs table: {what}: DynamoDB error {code or status}, try again later")
+    message = str(err.response.get("Error", {}).get("Message", "")) or code
+    return StorageFailed(f"jobs table: {what}: DynamoDB refused the request ({code or status}: {message})")

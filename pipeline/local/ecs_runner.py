@@ -1,0 +1,347 @@
+"""Run the local ECS tasks as subprocesses, as Fargate runs the container.
+
+moto's ECS keeps tasks RUNNING (manual progression, set by ``LocalAws``) and runs nothing. This
+runner polls RunTask's results through the public ECS API, runs each task's container command
+with the environment Fargate would give it (task definition + container overrides, plus
+credentials and endpoint of the local AWS), then StopTask with the exit code in the reason.
+A task stopped through the API gets SIGTERM, then SIGKILL after the container's stopTimeout,
+as on Fargate.
+
+Only ``python -m pipeline.<module>`` commands run, with this interpreter (the image's
+``python``): the ECS API of the local server must not become a way to run any command.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+if TYPE_CHECKING:
+    from pipeline.local.aws import LocalAws
+
+log = logging.getLogger(__name__)
+
+Failure = Literal["exit", "kill", "kill-ffmpeg", "hang"]
+"""An injected failure: exit 1 without running or reporting; SIGKILL soon after start; SIGKILL
+only the task's ffmpeg mid-encode (as the kernel's OOM killer would: the task reports it); never end."""
+
+_MODULE = re.compile(r"^pipeline(\.[A-Za-z_][A-Za-z0-9_]*)+$")
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+_OUTPUT_LIMIT = 256 * 1024
+_DEFAULT_STOP_TIMEOUT = 30.0
+_CRASH = (sys.executable, "-c", "raise SystemExit(1)")
+_HANG = (sys.executable, "-c", "import time\nwhile True: time.sleep(1)")
+
+
+class CommandRefused(ValueError):
+    """The task's command is not ``python -m pipeline.<module>``."""
+
+
+@dataclass
+class TaskRun:
+    """One task the runner ran: what an operator would find in the task's logs and StoppedReason."""
+
+    task_arn: str
+    argv: tuple[str, ...]
+    injected: Failure | None = None
+    returncode: int | None = None
+    stopped_reason: str = ""
+    stdout: str = ""
+    stderr: str = ""
+    started_at: float = field(default_factory=time.monotonic)
+    ended_at: float | None = None
+    environment_names: tuple[str, ...] = ()
+
+    @property
+    def seconds(self) -> float | None:
+        return None if self.ended_at is None else self.ended_at - self.started_at
+
+
+def container_argv(command: list[str]) -> tuple[str, ...]:
+    """The image's ``python -m pipeline.X ...`` as a local argv with this interpreter."""
+    if len(command) < 3 or Path(command[0]).name not in {"python", "python3"} or command[1] != "-m":
+        raise CommandRefused(f"the local runner runs only 'python -m pipeline.<module>', not {command[:3]}")
+    if not _MODULE.fullmatch(command[2]):
+        raise CommandRefused(f"the local runner runs only pipeline modules, not {command[2]!r}")
+    return (sys.executable, *command[1:])
+
+
+def merged_environment(task: dict[str, Any], definition: dict[str, Any], container: str) -> dict[str, str]:
+    """Task definition environment, then the container overrides: what the container sees."""
+    env: dict[str, str] = {}
+    for item in _container(definition["containerDefinitions"], container).get("environment", []):
+        env[item["name"]] = item["value"]
+    for override in task.get("overrides", {}).get("containerOverrides", []):
+        if override.get("name") == container:
+            for item in override.get("environment", []):
+                env[item["name"]] = item["value"]
+    return env
+
+
+def _container(definitions: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    for definition in definitions:
+        if definition["name"] == name:
+            return definition
+    raise CommandRefused(f"the task definition has no container {name!r}")
+
+
+def _command(task: dict[str, Any], definition: dict[str, Any], container: str) -> list[str]:
+    spec = _container(definition["containerDefinitions"], container)
+    command = list(spec.get("command", []))
+    for override in task.get("overrides", {}).get("containerOverrides", []):
+        if override.get("name") == container and override.get("command"):
+            command = list(override["command"])
+    return [*spec.get("entryPoint", []), *command]
+
+
+def stopped_reason(returncode: int) -> str:
+    """ECS's StoppedReason for an essential container's exit, with the exit code or signal."""
+    if returncode < 0:
+        return f"Essential container in task exited (killed by {signal.Signals(-returncode).name})"
+    return f"Essential container in task exited (exit code {returncode})"
+
+
+class EcsRunner:
+    """The background thread running our cluster's RUNNING tasks as local subprocesses."""
+
+    def __init__(
+        self, aws: LocalAws, *, poll_seconds: float = 0.05, max_concurrent: int | None = None
+    ) -> None:
+        self._aws = aws
+        self._poll_seconds = poll_seconds
+        self._slots = threading.BoundedSemaphore(max_concurrent or max(1, os.cpu_count() or 1))
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._seen: set[str] = set()
+        self._runs: list[TaskRun] = []
+        self._processes: dict[str, subprocess.Popen[str]] = {}
+        self._workers: list[threading.Thread] = []
+        self._failures: deque[tuple[Failure, float]] = deque()
+        self._definitions: dict[str, dict[str, Any]] = {}
+        self._terminating: dict[str, float] = {}  # task ARN -> when SIGKILL follows the SIGTERM
+
+    # --- control --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._poll_loop, name="local-ecs-runner", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Stop polling; SIGTERM running tasks (SIGKILL after ``timeout``) and wait for them."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        with self._lock:
+            processes = list(self._processes.values())
+            workers = list(self._workers)
+        for process in processes:
+            _terminate(process)
+        deadline = time.monotonic() + timeout
+        for worker in workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+
+    def fail_next(self, count: int = 1, how: Failure = "exit", *, after_seconds: float = 0.1) -> None:
+        """Make the next ``count`` tasks fail: ``exit`` 1 without running or reporting, ``kill``
+        the real command with SIGKILL ``after_seconds`` after its start (mid-encode, if you wait
+        long enough), or ``hang``: never report, never end (only the heartbeat notices)."""
+        with self._lock:
+            self._failures.extend([(how, after_seconds)] * count)
+
+    @property
+    def runs(self) -> list[TaskRun]:
+        """Tasks started so far, oldest first."""
+        with self._lock:
+            return list(self._runs)
+
+    def wait_for_runs(self, count: int, timeout: float = 30.0) -> list[TaskRun]:
+        """The first ``count`` runs once they have all ended; TimeoutError after ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        while True:
+            runs = self.runs
+            if len(runs) >= count and all(run.ended_at is not None for run in runs[:count]):
+                return runs[:count]
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{count} task run(s) not ended in {timeout:g} s: {runs}")
+            time.sleep(0.02)
+
+    # --- the poll loop -----------------------------------------------------------------------
+
+    def _poll_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self._poll_once()
+            except (ClientError, BotoCoreError, OSError) as err:
+                if not self._stopping.is_set():
+                    log.warning("local ECS runner: polling failed: %s", err)
+            self._stopping.wait(self._poll_seconds)
+
+    def _poll_once(self) -> None:
+        ecs = self._aws.client("ecs")
+        cluster = self._aws.deployed.cluster_arn
+        running = set(ecs.list_tasks(cluster=cluster, desiredStatus="RUNNING")["taskArns"])
+        self._stop_tasks_stopped_through_the_api(running)
+        new = sorted(running - self._seen)
+        if not new:
+            return
+        self._seen.update(new)  # before anything can fail: a task never runs twice
+        for task in ecs.describe_tasks(cluster=cluster, tasks=new)["tasks"]:
+            self._launch(task)
+
+    def _stop_tasks_stopped_through_the_api(self, running: set[str]) -> None:
+        """SIGTERM a task StopTask stopped, SIGKILL it ``stopTimeout`` later (as ECS does)."""
+        now = time.monotonic()
+        with self._lock:
+            gone = [(a, p) for a, p in self._processes.items() if a not in running and p.poll() is None]
+        for arn, process in gone:
+            if arn not in self._terminating:
+                self._terminating[arn] = now + _DEFAULT_STOP_TIMEOUT
+                _terminate(process)
+            elif now > self._terminating[arn]:
+                process.kill()
+
+    def _definition(self, arn: str) -> dict[str, Any]:
+        if arn not in self._definitions:
+            got = self._aws.client("ecs").describe_task_definition(taskDefinition=arn)
+            self._definitions[arn] = got["taskDefinition"]
+        return self._definitions[arn]
+
+    def _launch(self, task: dict[str, Any]) -> None:
+        arn = task["taskArn"]
+        container = self._aws.names.container
+        with self._lock:
+            injected, kill_after = self._failures.popleft() if self._failures else (None, 0.0)
+        try:
+            definition = self._definition(task["taskDefinitionArn"])
+            argv = container_argv(_command(task, definition, container))
+            env = merged_environment(task, definition, container)
+        except (CommandRefused, KeyError, ClientError) as err:
+            reason = f"CannotStartContainerError: {err}"
+            with self._lock:
+                self._runs.append(TaskRun(arn, (), stopped_reason=reason, ended_at=time.monotonic()))
+            self._stop_task(arn, reason)
+            return
+        if injected == "exit":
+            argv = _CRASH
+        elif injected == "hang":
+            argv = _HANG
+        run = TaskRun(arn, argv, injected=injected, environment_names=tuple(sorted(env)))
+        worker = threading.Thread(
+            target=self._run, args=(run, env, kill_after), name=f"task-{arn[-8:]}", daemon=True
+        )
+        with self._lock:
+            self._runs.append(run)
+            self._workers.append(worker)
+        worker.start()
+
+    def _process_environment(self, task_env: dict[str, str]) -> dict[str, str]:
+        """A container's environment: nothing of this process's AWS_/VIDP_/MOTO_ settings leaks in."""
+        base = {
+            k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "VIDP_", "MOTO_", "TEST_SERVER"))
+        }
+        extra = {"VIDP_UNSAFE_ALLOW_LOOPBACK": "1"} if self._aws.allow_loopback else {}
+        return {**base, **self._aws.aws_env(), **extra, **task_env, "PYTHONUNBUFFERED": "1"}
+
+    def _run(self, run: TaskRun, task_env: dict[str, str], kill_after: float) -> None:
+        with self._slots:  # Fargate capacity: tasks beyond it wait, RUNNING, like PROVISIONING ones
+            if self._stopping.is_set():
+                run.returncode, run.ended_at = -signal.SIGTERM, time.monotonic()
+                self._finish(run)
+                return
+            run.started_at = time.monotonic()
+            log.info("local ECS runner: task %s started", run.task_arn.rpartition("/")[2])
+            try:
+                process = subprocess.Popen(
+                    run.argv,
+                    env=self._process_environment(task_env),
+                    cwd=_REPO_ROOT,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                    errors="replace",
+                    start_new_session=True,  # a Ctrl-C in the terminal reaches us, not the task
+                )
+            except OSError as err:
+                run.stderr, run.returncode, run.ended_at = str(err), 127, time.monotonic()
+                self._finish(run)
+                return
+            with self._lock:
+                self._processes[run.task_arn] = process
+            if run.injected == "kill":
+                try:
+                    process.wait(kill_after)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+            elif run.injected == "kill-ffmpeg":
+                _kill_child(process, "ffmpeg", after_seconds=kill_after)
+            stdout, stderr = process.communicate()
+            run.stdout, run.stderr = stdout[-_OUTPUT_LIMIT:], stderr[-_OUTPUT_LIMIT:]
+            run.returncode, run.ended_at = process.returncode, time.monotonic()
+            with self._lock:
+                self._processes.pop(run.task_arn, None)
+        self._finish(run)
+
+    def _finish(self, run: TaskRun) -> None:
+        run.stopped_reason = stopped_reason(run.returncode if run.returncode is not None else -signal.SIGKILL)
+        log.info("local ECS runner: task %s: %s", run.task_arn.rpartition("/")[2], run.stopped_reason)
+        self._stop_task(run.task_arn, run.stopped_reason)
+
+    def _stop_task(self, arn: str, reason: str) -> None:
+        try:
+            self._aws.client("ecs").stop_task(cluster=self._aws.deployed.cluster_arn, task=arn, reason=reason)
+        except (ClientError, BotoCoreError, OSError) as err:
+            if not self._stopping.is_set():
+                log.warning("local ECS runner: StopTask %s failed: %s", arn, err)
+
+
+def _kill_child(
+    process: subprocess.Popen[str], name: str, *, after_seconds: float, within: float = 60.0
+) -> None:
+    """SIGKILL the child of ``process`` called ``name``, ``after_seconds`` after it appears."""
+    deadline = time.monotonic() + within
+    while process.poll() is None and time.monotonic() < deadline:
+        children = [pid for pid, ppid, comm in _processes() if ppid == process.pid and comm == name]
+        if children:
+            time.sleep(after_seconds)
+            for pid in children:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            return
+        time.sleep(0.02)
+
+
+def _processes() -> list[tuple[int, int, str]]:
+    """(pid, parent pid, command name) of every process, from /proc (Linux)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # ended meanwhile
+        head, _, rest = text.rpartition(")")
+        pid, _, comm = head.partition(" (")
+        found.append((int(pid), int(rest.split()[1]), comm))
+    return found
+
+
+def _terminate(process: subprocess.Popen[str]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)

@@ -1,0 +1,259 @@
+"""A job on the local AWS as a user sees it on AWS: upload, start, watch, collect.
+
+``vidp run`` and ``vidp executions`` are thin shells over these functions; they need only a
+boto3 client factory, so they work on ``LocalAws`` in this process and on a ``vidp local up``
+server in another one (``Endpoint``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import boto3
+from boto3.dynamodb.types import TypeDeserializer
+from botocore.config import Config
+
+from pipeline.local.resources import ACCOUNT, REGION, Names
+from pipeline.models import JobRecord
+from pipeline.timeline import StateRun, build_timeline
+
+if TYPE_CHECKING:
+    from pipeline.local.aws import LocalAws
+
+TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+
+
+class Clients(Protocol):
+    """What these functions need: ``pipeline.local.aws.LocalAws`` or an ``Endpoint``."""
+
+    @property
+    def bucket(self) -> str: ...
+
+    @property
+    def table_name(self) -> str: ...
+
+    @property
+    def state_machine_arn(self) -> str: ...
+
+    def client(self, service: str) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A local AWS running in another process (``vidp local up``), reached by its URL."""
+
+    url: str
+    names: Names = field(default_factory=Names)
+
+    @property
+    def bucket(self) -> str:
+        return self.names.bucket
+
+    @property
+    def table_name(self) -> str:
+        return self.names.table
+
+    @property
+    def state_machine_arn(self) -> str:
+        return f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{self.names.state_machine}"
+
+    def client(self, service: str) -> Any:
+        return boto3.client(
+            service,  # type: ignore[call-overload]
+            endpoint_url=self.url,
+            region_name=REGION,
+            aws_access_key_id="local",
+            aws_secret_access_key="local",  # noqa: S106 - the local AWS accepts any credentials
+            config=Config(retries={"max_attempts": 2}),
+        )
+
+
+@dataclass
+class Observation:
+    """One look at an execution: what the console's execution view shows."""
+
+    execution_arn: str
+    status: str
+    timeline: list[StateRun]
+    record: JobRecord | None
+    error: str | None = None
+    cause: str | None = None
+
+    @property
+    def current_state(self) -> str | None:
+        return self.timeline[-1].name if self.timeline and self.timeline[-1].ended is None else None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in TERMINAL
+
+
+def upload_inputs(aws: Clients, video: Path, srt: str) -> tuple[str, dict[str, str]]:
+    """Upload the video (and the SRT when it is a file) under ``uploads/``.
+
+    Returns the video's s3:// URI and the JobRequest ``subtitles`` object (URL or s3://).
+    """
+    s3 = aws.client("s3")
+    folder = "uploads/" + _digest(video)[:16]
+    video_key = f"{folder}/{video.name}"
+    s3.upload_file(str(video), aws.bucket, video_key)
+    if srt.startswith(("http://", "https://")):
+        return f"s3://{aws.bucket}/{video_key}", {"url": srt}
+    srt_path = Path(srt)
+    srt_key = f"{folder}/{srt_path.name}"
+    s3.upload_file(str(srt_path), aws.bucket, srt_key)
+    return f"s3://{aws.bucket}/{video_key}", {"s3_uri": f"s3://{aws.bucket}/{srt_key}"}
+
+
+def history(aws: Clients, execution_arn: str) -> list[dict[str, Any]]:
+    """Every GetExecutionHistory event, oldest first."""
+    sfn = aws.client("stepfunctions")
+    events: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
+    while True:
+        page = sfn.get_execution_history(**kwargs)
+        events.extend(page["events"])
+        if not page.get("nextToken"):
+            return events
+        kwargs["nextToken"] = page["nextToken"]
+
+
+def observe(aws: Clients, execution_arn: str) -> Observation:
+    """Status, timeline and job record of an execution, as of now."""
+    described = aws.client("stepfunctions").describe_execution(executionArn=execution_arn)
+    return Observation(
+        execution_arn=execution_arn,
+        status=described["status"],
+        timeline=build_timeline(history(aws, execution_arn)),
+        record=record_of_execution(aws, described),
+        error=described.get("error"),
+        cause=described.get("cause"),
+    )
+
+
+def follow(
+    aws: Clients,
+    execution_arn: str,
+    *,
+    timeout: float,
+    on_update: Callable[[Observation], None] | None = None,
+    interval: float = 0.3,
+) -> Observation:
+    """Observe until the execution ends or ``timeout`` seconds pass (status then still RUNNING)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = observe(aws, execution_arn)
+        if on_update is not None:
+            on_update(seen)
+        if seen.finished or time.monotonic() >= deadline:
+            return seen
+        time.sleep(interval)
+
+
+def record_of_execution(aws: Clients, described: dict[str, Any]) -> JobRecord | None:
+    """The job record an execution wrote: looked up by its execution ARN's job id."""
+    from pipeline.models import JobRequest, video_id_for
+
+    try:
+        request = JobRequest.model_validate_json(described["input"])
+    except ValueError:
+        return None
+    return read_record(aws, video_id_for(request.resolved_job_id()))
+
+
+def read_record(aws: Clients, video_id: str) -> JobRecord | None:
+    """The job record as DynamoDB holds it, or None."""
+    got = aws.client("dynamodb").get_item(TableName=aws.table_name, Key={"video_id": {"S": video_id}})
+    if "Item" not in got:
+        return None
+    deserializer = TypeDeserializer()
+    plain = {key: _plain(deserializer.deserialize(value)) for key, value in got["Item"].items()}
+    return JobRecord.model_validate(plain)
+
+
+def download(aws: Clients, s3_uri: str, target: Path) -> Path:
+    """Copy an object of the local bucket to a local file."""
+    bucket, _, key = s3_uri.removeprefix("s3://").partition("/")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    aws.client("s3").download_file(bucket, key, str(target))
+    return target
+
+
+def _plain(value: Any) -> Any:
+    """DynamoDB Decimals as int/float, recursively."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class RunResult:
+    """What ``vidp run`` reports: the README's ``--json`` object."""
+
+    status: str
+    video_id: str
+    job_id: str
+    execution_arn: str
+    output_path: str | None
+    observation: Observation
+
+    def as_json(self) -> dict[str, Any]:
+        record = self.observation.record
+        return {
+            "status": self.status,
+            "video_id": self.video_id,
+            "job_id": self.job_id,
+            "execution_arn": self.execution_arn,
+            "output_path": self.output_path,
+            "record": record.model_dump(mode="json", exclude_none=True) if record else None,
+            "timeline": [
+                {"state": run.name, "type": run.type, "seconds": run.seconds, "attempts": run.attempts,
+                 "retries": run.retries, "errors": run.errors}
+                for run in self.observation.timeline
+            ],
+        }  # fmt: skip
+
+
+def run_job(
+    aws: LocalAws,
+    request_fields: dict[str, Any],
+    video: Path,
+    srt: str,
+    *,
+    out_dir: Path,
+    timeout: float,
+    on_update: Callable[[Observation], None] | None = None,
+) -> RunResult:
+    """Upload the inputs, start the pipeline for them, follow it, and fetch the output if saved."""
+    from pipeline.models import JobRequest, video_id_for
+
+    video_uri, subtitles = upload_inputs(aws, video, srt)
+    request = JobRequest.model_validate(
+        {**request_fields, "video": {"s3_uri": video_uri}, "subtitles": subtitles}
+    )
+    execution_arn = aws.start_job(request)
+    seen = follow(aws, execution_arn, timeout=timeout, on_update=on_update)
+    output_path = None
+    if seen.status == "SUCCEEDED" and seen.record is not None and seen.record.s3_uri:
+        name = seen.record.s3_uri.rsplit("/", 1)[-1]
+        output_path = str(download(aws, seen.record.s3_uri, out_dir / name).resolve())
+    job_id = request.resolved_job_id()
+    return RunResult(seen.status, video_id_for(job_id), job_id, execution_arn, output_path, seen)

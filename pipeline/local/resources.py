@@ -1,0 +1,260 @@
+"""The resources of the local AWS: the same names and shapes as the CDK stack creates.
+
+``create_all`` makes them on a running moto server and returns their ARNs and ids; the state
+machine is rendered from the one ``pipeline.asl.json`` with these ARNs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import state_machine
+from pipeline.local import workarounds
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"  # moto's default account
+PREFIX = "vidp-local"
+
+
+@dataclass(frozen=True)
+class Names:
+    """Resource names of one deployment (``vidp-local-*`` locally)."""
+
+    prefix: str = PREFIX
+    container: str = "ffmpeg"
+
+    @property
+    def bucket(self) -> str:
+        return f"{self.prefix}-media"
+
+    @property
+    def table(self) -> str:
+        return f"{self.prefix}-jobs"
+
+    @property
+    def state_machine(self) -> str:
+        return f"{self.prefix}-pipeline"
+
+    @property
+    def cluster(self) -> str:
+        return self.prefix
+
+    @property
+    def task_family(self) -> str:
+        return f"{self.prefix}-ffmpeg"
+
+    @property
+    def event_bus(self) -> str:
+        return self.prefix
+
+    @property
+    def events_queue(self) -> str:
+        """Where the rule on our bus copies every ``vidp.pipeline`` event, to read them back."""
+        return f"{self.prefix}-events"
+
+    @property
+    def uploads_queue(self) -> str:
+        """Where S3 ``Object Created`` events under ``incoming/`` arrive (EventBridge rule)."""
+        return f"{self.prefix}-uploads"
+
+    @property
+    def function_prefix(self) -> str:
+        return f"{self.prefix}-"
+
+    def function_arn(self, step: str) -> str:
+        return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{self.function_prefix}{step}"
+
+
+INCOMING_PREFIX = "incoming/"
+EVENT_SOURCE = "vidp.pipeline"
+STATE_MACHINE_ROLE = f"arn:aws:iam::{ACCOUNT}:role/{PREFIX}-state-machine"
+TASK_ROLE = f"arn:aws:iam::{ACCOUNT}:role/{PREFIX}-ffmpeg-task"
+EXECUTION_ROLE = f"arn:aws:iam::{ACCOUNT}:role/{PREFIX}-ffmpeg-execution"
+TASK_COMMAND = ("python", "-m", "pipeline.ffmpeg_task")
+TASK_CPU, TASK_MEMORY = "2048", "4096"
+
+# Job record GSIs: (name, partition key, sort key or None). Keys are strings.
+TABLE_INDEXES: tuple[tuple[str, str, str | None], ...] = (
+    ("status-created_at-index", "status", "created_at"),
+    ("source_video_id-index", "source_video_id", None),
+    ("filename-index", "filename", None),
+    ("batch_id-index", "batch_id", "created_at"),
+)
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """What ``create_all`` made: the values a rendering and the runners need."""
+
+    names: Names
+    state_machine_arn: str
+    cluster_arn: str
+    task_definition_arn: str
+    subnet_ids: tuple[str, ...]
+    security_group_ids: tuple[str, ...]
+    events_queue_url: str
+    uploads_queue_url: str
+    substitutions: dict[str, str] = field(default_factory=dict)
+
+
+def substitutions_for(
+    names: Names, cluster_arn: str, task_definition_arn: str, subnets: list[str], groups: list[str]
+) -> dict[str, str]:
+    """The values of every ``${...}`` in the definition, for the local deployment.
+
+    Every ``<Step>FunctionArn`` placeholder gets ``arn:...:function:vidp-local-<Step>``, so a new
+    Lambda step in the ASL needs a handler in ``pipeline.steps.HANDLERS`` and nothing here.
+    """
+    known = {
+        "ClusterArn": cluster_arn,
+        "TaskDefinitionArn": task_definition_arn,
+        "SubnetIds": ",".join(subnets),
+        "SecurityGroupIds": ",".join(groups),
+        "AssignPublicIp": "DISABLED",
+        "ContainerName": names.container,
+        "TableName": names.table,
+        "BucketName": names.bucket,
+        "EventBusName": names.event_bus,
+    }
+    values: dict[str, str] = {}
+    for name in state_machine.placeholders():
+        if name.endswith("FunctionArn"):
+            values[name] = names.function_arn(name.removesuffix("FunctionArn"))
+        elif name in known:
+            values[name] = known[name]
+    return values  # render() names any placeholder left without a value
+
+
+def create_table(dynamodb: Any, names: Names) -> None:
+    keys = {"video_id"} | {k for _, pk, sk in TABLE_INDEXES for k in (pk, sk) if k}
+    dynamodb.create_table(
+        TableName=names.table,
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "video_id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in sorted(keys)],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": index,
+                "KeySchema": [{"AttributeName": pk, "KeyType": "HASH"}]
+                + ([{"AttributeName": sk, "KeyType": "RANGE"}] if sk else []),
+                "Projection": {"ProjectionType": "ALL"},
+            }
+            for index, pk, sk in TABLE_INDEXES
+        ],
+    )
+
+
+def create_network(ec2: Any) -> tuple[list[str], list[str]]:
+    """A VPC with one subnet and one security group for the task."""
+    vpc = ec2.create_vpc(CidrBlock="10.42.0.0/16")["Vpc"]["VpcId"]
+    workarounds.fargate_run_task_needs_vpc_dns_hostnames(ec2, vpc)
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.42.1.0/24", AvailabilityZone=f"{REGION}a")
+    group = ec2.create_security_group(
+        GroupName=f"{PREFIX}-ffmpeg-task", Description="ffmpeg task: egress only", VpcId=vpc
+    )
+    return [subnet["Subnet"]["SubnetId"]], [group["GroupId"]]
+
+
+def register_task_definition(
+    ecs: Any,
+    names: Names,
+    environment: dict[str, str],
+    *,
+    family: str | None = None,
+    command: tuple[str, ...] = TASK_COMMAND,
+) -> str:
+    """A Fargate task definition with one container, ``names.container``, running ``command``.
+
+    By default the pipeline's: ``vidp-local-ffmpeg`` running ``python -m pipeline.ffmpeg_task``.
+    """
+    got = ecs.register_task_definition(
+        family=family or names.task_family,
+        requiresCompatibilities=["FARGATE"],
+        networkMode="awsvpc",
+        cpu=TASK_CPU,
+        memory=TASK_MEMORY,
+        taskRoleArn=TASK_ROLE,
+        executionRoleArn=EXECUTION_ROLE,
+        containerDefinitions=[
+            workarounds.fargate_run_task_needs_container_memory(
+                {
+                    "name": names.container,
+                    "image": "vidp-ffmpeg-task:local",
+                    "essential": True,
+                    "command": list(command),
+                    "environment": [{"name": k, "value": v} for k, v in sorted(environment.items())],
+                    "stopTimeout": 30,
+                },
+                TASK_MEMORY,
+            )
+        ],
+    )
+    arn: str = got["taskDefinition"]["taskDefinitionArn"]
+    return arn
+
+
+def create_event_plumbing(events: Any, sqs: Any, names: Names) -> tuple[str, str]:
+    """Our bus with a rule copying ``vidp.pipeline`` events to a queue; S3 uploads to another queue."""
+    events.create_event_bus(Name=names.event_bus)
+    events_queue = _queue(sqs, names.events_queue)
+    events.put_rule(
+        Name=f"{names.prefix}-pipeline-events",
+        EventBusName=names.event_bus,
+        EventPattern=json.dumps({"source": [EVENT_SOURCE]}),
+    )
+    events.put_targets(
+        Rule=f"{names.prefix}-pipeline-events",
+        EventBusName=names.event_bus,
+        Targets=[{"Id": "readback", "Arn": events_queue[1]}],
+    )
+    uploads_queue = _queue(sqs, names.uploads_queue)
+    pattern = {
+        "source": ["aws.s3"],
+        "detail-type": ["Object Created"],
+        "detail": {"bucket": {"name": [names.bucket]}, "object": {"key": [{"prefix": INCOMING_PREFIX}]}},
+    }
+    events.put_rule(Name=f"{names.prefix}-uploads", EventPattern=json.dumps(pattern))
+    events.put_targets(Rule=f"{names.prefix}-uploads", Targets=[{"Id": "starter", "Arn": uploads_queue[1]}])
+    return events_queue[0], uploads_queue[0]
+
+
+def _queue(sqs: Any, name: str) -> tuple[str, str]:
+    url: str = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn: str = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return url, arn
+
+
+def create_bucket(s3: Any, names: Names) -> None:
+    s3.create_bucket(Bucket=names.bucket)
+    s3.put_bucket_notification_configuration(
+        Bucket=names.bucket, NotificationConfiguration={"EventBridgeConfiguration": {}}
+    )
+
+
+def create_all(clients: Any, names: Names, task_environment: dict[str, str]) -> Deployed:
+    """Create every resource; ``clients(service)`` gives a boto3 client for the local endpoint."""
+    create_bucket(clients("s3"), names)
+    create_table(clients("dynamodb"), names)
+    events_url, uploads_url = create_event_plumbing(clients("events"), clients("sqs"), names)
+    subnets, groups = create_network(clients("ec2"))
+    ecs = clients("ecs")
+    cluster_arn: str = ecs.create_cluster(clusterName=names.cluster)["cluster"]["clusterArn"]
+    task_definition_arn = register_task_definition(ecs, names, task_environment)
+    values = substitutions_for(names, cluster_arn, task_definition_arn, subnets, groups)
+    definition = state_machine.render(values)
+    created = clients("stepfunctions").create_state_machine(
+        name=names.state_machine, definition=definition, roleArn=STATE_MACHINE_ROLE, type="STANDARD"
+    )
+    return Deployed(
+        names=names,
+        state_machine_arn=created["stateMachineArn"],
+        cluster_arn=cluster_arn,
+        task_definition_arn=task_definition_arn,
+        subnet_ids=tuple(subnets),
+        security_group_ids=tuple(groups),
+        events_queue_url=events_url,
+        uploads_queue_url=uploads_url,
+        substitutions=values,
+    )

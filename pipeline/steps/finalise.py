@@ -1,0 +1,175 @@
+"""Finalise: place the encoded output at its final key, presign a streaming URL, clear work/{job_id}/.
+
+Idempotent, so a retry or a redrive after a crash at any point completes the job:
+
+1. The manifest is the task's proof that the output is complete; it is deleted last, so while it
+   exists the work prefix has not been cleared. With a manifest: copy ``output.mp4`` to the final
+   key (copying again after a crash is harmless: same bytes); if ``output.mp4`` is already gone, the
+   previous attempt copied it and was clearing the prefix, so the final object must be there.
+2. The final object carries the manifest's facts as user metadata (``x-amz-meta-vidp-*``). So
+   without a manifest, a final object of this job means a previous attempt finished the copy and
+   the clean-up: the output is rebuilt from its HeadObject alone.
+3. Neither a manifest nor a final object: the encode never completed (``TranscodeFailed``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+
+from pipeline.adapters import jobs_table
+from pipeline.adapters.s3 import S3Uri
+from pipeline.errors import InvalidInput, TranscodeFailed
+from pipeline.models import FinalOutput, Job, JobEvent, QualityScore, TaskManifest
+from pipeline.steps import storage
+from pipeline.steps.logging import logger, step_log
+from pipeline.steps.settings import StepSettings, step_settings
+
+_log = logger("finalise")
+_MAX_MANIFEST_BYTES = 1024 * 1024
+_META = "vidp-"
+
+
+def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
+    job = JobEvent.model_validate(event).job
+    with step_log(_log, "Finalise", job_id=job.job_id):
+        return finalise(job, step_settings()).model_dump(mode="json")
+
+
+@dataclass(frozen=True)
+class OutputFacts:
+    """What the output is, from the manifest or from the final object's metadata."""
+
+    size: int
+    duration: float
+    width: int
+    height: int
+    video_codec: str
+    audio_codec: str | None
+    quality: QualityScore | None
+
+    def metadata(self, job_id: str) -> dict[str, str]:
+        """As S3 user metadata (ASCII strings); ``size`` is the object's own length."""
+        values: dict[str, Any] = {
+            "job-id": job_id,
+            "duration": self.duration,
+            "width": self.width,
+            "height": self.height,
+            "video-codec": self.video_codec,
+            "audio-codec": self.audio_codec,
+            "ssim": self.quality.ssim if self.quality else None,
+            "psnr": self.quality.psnr if self.quality else None,
+        }
+        return {_META + key: str(value) for key, value in values.items() if value is not None}
+
+    @classmethod
+    def from_object(cls, head: storage.Head, where: S3Uri) -> OutputFacts:
+        meta = {key.removeprefix(_META): value for key, value in head.metadata.items()}
+        try:
+            quality = None
+            if "ssim" in meta and "psnr" in meta:
+                quality = QualityScore(ssim=float(meta["ssim"]), psnr=float(meta["psnr"]))
+            return cls(
+                size=head.size,
+                duration=float(meta["duration"]),
+                width=int(meta["width"]),
+                height=int(meta["height"]),
+                video_codec=meta["video-codec"],
+                audio_codec=meta.get("audio-codec"),
+                quality=quality,
+            )
+        except (KeyError, ValueError):
+            raise TranscodeFailed(
+                f"{where} has no readable vidp metadata: not an output of this pipeline"
+            ) from None
+
+
+def finalise(job: Job, settings: StepSettings) -> FinalOutput:
+    """Copy the output to ``job.final_key``, clear the work prefix, presign; see the module's rule."""
+    final = S3Uri(job.bucket, job.final_key)
+    manifest = _read_manifest(job)
+    if manifest is not None:
+        output = S3Uri(job.bucket, job.output_key)
+        if (output_head := storage.head_or_none(output)) is not None:
+            facts = _facts_from_manifest(manifest, size=output_head.size)
+            try:
+                storage.copy(output, final, content_type="video/mp4", metadata=facts.metadata(job.job_id))
+            except InvalidInput:  # exactly "not found": gone since the head, nothing else deletes it
+                raise TranscodeFailed(f"the encoded output {output} disappeared during the copy") from None
+        elif (final_head := _own_final_object(job, final)) is not None:
+            facts = _facts_from_manifest(manifest, size=final_head.size)
+        else:
+            raise TranscodeFailed(f"the encoded output {output} is missing although its manifest exists")
+    else:
+        final_head = _own_final_object(job, final)
+        if final_head is None:
+            raise TranscodeFailed(
+                f"no manifest at s3://{job.bucket}/{job.manifest_key}: the encode never completed"
+            )
+        facts = OutputFacts.from_object(final_head, final)
+        _log.info("final object already in place: rebuilding the output", extra={"job_id": job.job_id})
+    removed = storage.delete_prefix(job.bucket, job.work_prefix, last=job.manifest_key)
+    _log.info("work prefix cleared", extra={"job_id": job.job_id, "objects": removed})
+
+    expires_at = datetime.now(UTC) + timedelta(seconds=settings.presign_expiry_seconds)
+    return FinalOutput(
+        s3_uri=str(final),
+        key=final.key,
+        url=storage.presign_get(final, expires_in=settings.presign_expiry_seconds),
+        url_expires_at=jobs_table.timestamp(expires_at),
+        size=facts.size,
+        duration=facts.duration,
+        width=facts.width,
+        height=facts.height,
+        video_codec=facts.video_codec,
+        audio_codec=facts.audio_codec,
+        codecs="/".join(codec for codec in (facts.video_codec, facts.audio_codec) if codec),
+        quality=facts.quality,
+    )
+
+
+def _read_manifest(job: Job) -> TaskManifest | None:
+    """The task's manifest, None if there is none; TranscodeFailed if it is unusable."""
+    where = S3Uri(job.bucket, job.manifest_key)
+    try:
+        raw = storage.read_capped(where, _MAX_MANIFEST_BYTES)
+    except InvalidInput:  # exactly "not found"
+        return None
+    except storage.OverCap:
+        raise TranscodeFailed(f"{where} is larger than {_MAX_MANIFEST_BYTES} bytes") from None
+    try:
+        manifest = TaskManifest.model_validate(json.loads(raw))
+    except (ValueError, ValidationError):
+        raise TranscodeFailed(f"{where} is not a valid task manifest") from None
+    if manifest.job_id != job.job_id or (manifest.output_bucket, manifest.output_key) != (
+        job.bucket,
+        job.output_key,
+    ):
+        raise TranscodeFailed(f"{where} describes another job or output ({manifest.output_uri})")
+    return manifest
+
+
+def _facts_from_manifest(manifest: TaskManifest, *, size: int) -> OutputFacts:
+    return OutputFacts(
+        size=size,
+        duration=manifest.duration,
+        width=manifest.width,
+        height=manifest.height,
+        video_codec=manifest.video_codec,
+        audio_codec=manifest.audio_codec,
+        quality=manifest.quality,
+    )
+
+
+def _own_final_object(job: Job, final: S3Uri) -> storage.Head | None:
+    """The final object's head if it exists and this job wrote it."""
+    head = storage.head_or_none(final)
+    if head is None:
+        return None
+    if head.metadata.get(_META + "job-id") != job.job_id:
+        raise TranscodeFailed(f"{final} exists but was not written by job {job.job_id}")
+    return head

@@ -1,0 +1,133 @@
+"""ValidateInput: parse the request, check the video object, create the job record (= dedupe)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import PurePosixPath
+from typing import Any
+
+from pydantic import ValidationError
+
+from pipeline.adapters import jobs_table, s3
+from pipeline.adapters.s3 import S3Uri
+from pipeline.errors import InvalidInput
+from pipeline.models import (
+    EncodeOptions,
+    Job,
+    JobRecord,
+    JobRequest,
+    Validated,
+    ValidateInputEvent,
+    video_id_for,
+)
+from pipeline.steps.logging import logger, step_log
+from pipeline.steps.settings import StepSettings, step_settings
+
+_log = logger("validate_input")
+
+
+def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
+    parsed = ValidateInputEvent.model_validate(event)
+    with step_log(_log, "ValidateInput", execution_arn=parsed.execution_arn):
+        return validate_input(parsed, step_settings()).model_dump(mode="json")
+
+
+def validate_input(event: ValidateInputEvent, settings: StepSettings) -> Validated:
+    """Check the request and its video, then claim the job with a conditional put.
+
+    The record already existing means another execution has this job: a duplicate, unless the
+    record names this very execution (this Lambda was retried after its put succeeded, or the
+    execution was redriven), in which case the job is ours and carries on.
+    """
+    request = parse_request(event.request)
+    video = S3Uri.parse(request.video.s3_uri)
+    if video.bucket != settings.bucket:
+        raise InvalidInput(f"the video must be in s3://{settings.bucket}/, not in bucket {video.bucket!r}")
+    extension = PurePosixPath(video.name).suffix.lower()
+    if extension not in settings.allowed_extensions:
+        allowed = " ".join(settings.allowed_extensions)
+        raise InvalidInput(f"video file type {extension or '(none)'!r} is not accepted (allowed: {allowed})")
+    try:
+        head = s3.head(video)
+    except InvalidInput:
+        raise InvalidInput(f"video object not found: {video}") from None
+    if head.size == 0:
+        raise InvalidInput(f"video object is empty (0 bytes): {video}")
+    if head.size > settings.max_video_bytes:
+        raise InvalidInput(
+            f"video object is {head.size} bytes, over the limit of {settings.max_video_bytes} bytes: {video}"
+        )
+
+    job_id = request.resolved_job_id()
+    created_at = normalise_time(event.started_at)
+    job = Job(
+        job_id=job_id,
+        video_id=video_id_for(job_id),
+        bucket=video.bucket,
+        video_key=video.key,
+        video_size=head.size,
+        filename=video.name,
+        subtitles=request.subtitles,
+        options=EncodeOptions(
+            resolution=request.resolution,
+            crf=request.crf,
+            preset=request.preset,
+            style=request.style,
+            upscale=request.upscale,
+            quality=request.quality,
+        ),
+        callback_url=request.callback_url,
+        task_id=request.task_id,
+        batch_id=request.batch_id,
+        source_video_id=request.source_video_id,
+        metadata=request.metadata,
+        created_at=created_at,
+    )
+    record = JobRecord(
+        video_id=job.video_id,
+        job_id=job_id,
+        filename=job.filename,
+        status="processing",
+        created_at=created_at,
+        updated_at=jobs_table.now_iso(),
+        execution_arn=event.execution_arn,
+        source_video_id=job.source_video_id,
+        task_id=job.task_id,
+        batch_id=job.batch_id,
+        resolution=job.options.resolution,
+        progress=0.0,
+    )
+    if jobs_table.create_processing(record):
+        return Validated(duplicate=False, job=job)
+    existing = jobs_table.get(job.video_id)
+    ours = (
+        existing is not None
+        and existing.execution_arn == event.execution_arn
+        and existing.status == "processing"
+    )
+    if ours:
+        return Validated(duplicate=False, job=job)
+    _log.info(
+        "duplicate request",
+        extra={"job_id": job_id, "video_id": job.video_id, "status": existing.status if existing else None},
+    )
+    return Validated(duplicate=True, job=job)
+
+
+def parse_request(raw: Any) -> JobRequest:
+    """The execution input as a JobRequest, or InvalidInput naming the first bad field (not its value)."""
+    try:
+        return JobRequest.model_validate(raw)
+    except ValidationError as err:
+        first = err.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or "request"
+        raise InvalidInput(f"invalid request: {where}: {first['msg']}") from None
+
+
+def normalise_time(text: str) -> str:
+    """``$$.Execution.StartTime`` in the record's format (engines differ in precision and zone)."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return jobs_table.now_iso()
+    return jobs_table.timestamp(moment if moment.tzinfo else moment.replace(tzinfo=UTC))

@@ -1,0 +1,280 @@
+"""Shared setup of the step tests (no tests here): moto in-process AWS and a local HTTP server.
+
+Each step test module turns these into fixtures, e.g.::
+
+    @pytest.fixture
+    def aws(monkeypatch): yield from start_aws(monkeypatch)
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cache
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from pipeline.adapters import events, jobs_table, s3, webhooks
+from pipeline.models import Job, JobRecord, TaskManifest
+from pipeline.steps import storage
+from pipeline.steps.settings import step_settings
+from pipeline.steps.validate_input import handler as validate_handler
+
+BUCKET = "vidp-test-bucket"
+TABLE = "vidp-jobs"
+REGION = "us-east-1"
+EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:vidp:run-1"
+STARTED_AT = "2026-01-02T03:04:05.678Z"
+SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # 24 bytes, test only
+SRT = b"1\n00:00:00,200 --> 00:00:00,900\nHELLO WORLD\n\n2\n00:00:01,600 --> 00:00:02,400\nSECOND CUE\n"
+_GSIS = {
+    "status-created_at-index": ("status", "created_at"),
+    "source_video_id-index": ("source_video_id", None),
+    "filename-index": ("filename", None),
+    "batch_id-index": ("batch_id", None),
+}
+
+
+def reset_clients() -> None:
+    """Read the settings again; keep the cached boto3 clients unless another test pointed them elsewhere.
+
+    Building a client costs tens of milliseconds; moto intercepts every client created after it
+    was imported (at collection, before any test runs), whether or not it was mocking then.
+    """
+    step_settings.cache_clear()
+    for factory in (s3.s3_client, jobs_table.dynamodb_client, events.events_client):
+        if factory.cache_info().currsize:
+            meta = factory().meta
+            if meta.region_name != REGION or not meta.endpoint_url.endswith(".amazonaws.com"):
+                factory.cache_clear()
+                storage._presign_client.cache_clear()
+
+
+@cache
+def client(service: str) -> Any:
+    return boto3.client(service, region_name=REGION)
+
+
+@dataclass
+class Aws:
+    """The moto account the steps talk to, and what a user can look at in it."""
+
+    s3: Any
+    queue_url: str
+    sqs: Any
+
+    def put(self, key: str, body: bytes = b"\0\0\0\x18ftypmp42 fake video") -> str:
+        self.s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+        return f"s3://{BUCKET}/{key}"
+
+    def read(self, key: str) -> bytes:
+        return bytes(self.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+
+    def keys(self, prefix: str = "") -> list[str]:
+        answer = self.s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)
+        return sorted(item["Key"] for item in answer.get("Contents", []))
+
+    def record(self, video_id: str) -> JobRecord | None:
+        return jobs_table.get(video_id)
+
+    def save(self, job: Job) -> None:
+        """What RecordMetadata does: processing -> saved."""
+        client("dynamodb").update_item(
+            TableName=TABLE,
+            Key={"video_id": {"S": job.video_id}},
+            UpdateExpression="SET #status = :saved, progress = :done",
+            ConditionExpression="#status = :processing AND job_id = :job",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={
+                ":saved": {"S": "saved"},
+                ":processing": {"S": "processing"},
+                ":job": {"S": job.job_id},
+                ":done": {"N": "100"},
+            },
+        )
+
+    def events(self) -> list[dict[str, Any]]:
+        """Events the bus delivered to a rule matching source ``vidp.pipeline``."""
+        got = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+        return [json.loads(message["Body"]) for message in got.get("Messages", [])]
+
+
+def start_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE", "VIDP_WEBHOOK_SECRET_ARN"):
+        monkeypatch.delenv(name, raising=False)
+    env = {
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "VIDP_BUCKET": BUCKET,
+        "VIDP_TABLE_NAME": TABLE,
+        "VIDP_WEBHOOK_SECRET": SECRET,
+        "VIDP_UNSAFE_ALLOW_LOOPBACK": "1",
+        "VIDP_CALLBACK_BASE_DELAY_SECONDS": "0.01",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    reset_clients()
+    with mock_aws():
+        client("s3").create_bucket(Bucket=BUCKET)
+        _create_table()
+        sqs = client("sqs")
+        queue_url = sqs.create_queue(QueueName="vidp-events")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        bridge = client("events")
+        bridge.put_rule(Name="vidp", EventPattern=json.dumps({"source": [events.SOURCE]}))
+        bridge.put_targets(Rule="vidp", Targets=[{"Id": "queue", "Arn": queue_arn}])
+        yield Aws(s3=client("s3"), queue_url=queue_url, sqs=sqs)
+    step_settings.cache_clear()
+
+
+def _create_table() -> None:
+    attributes = {"video_id"} | {name for pair in _GSIS.values() for name in pair if name}
+    client("dynamodb").create_table(
+        TableName=TABLE,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": name, "AttributeType": "S"} for name in sorted(attributes)],
+        KeySchema=[{"AttributeName": "video_id", "KeyType": "HASH"}],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": index,
+                "KeySchema": [{"AttributeName": hash_key, "KeyType": "HASH"}]
+                + ([{"AttributeName": range_key, "KeyType": "RANGE"}] if range_key else []),
+                "Projection": {"ProjectionType": "ALL"},
+            }
+            for index, (hash_key, range_key) in _GSIS.items()
+        ],
+    )
+
+
+def request(aws: Aws, key: str = "incoming/my clip.mp4", **fields: Any) -> dict[str, Any]:
+    """A valid execution input whose video exists (and, by default, SRT in S3)."""
+    video = aws.put(key)
+    if "subtitles" not in fields:
+        fields["subtitles"] = {"s3_uri": aws.put("incoming/my clip.srt", SRT)}
+    return {"video": {"s3_uri": video}, **fields}
+
+
+def claim(raw: dict[str, Any], execution: str = EXECUTION) -> Job:
+    """Run ValidateInput on ``raw``: the job exists, its record is ``processing``."""
+    answer = validate_handler({"request": raw, "execution_arn": execution, "started_at": STARTED_AT}, None)
+    assert answer["duplicate"] is False
+    return Job.model_validate(answer["job"])
+
+
+def encoded(aws: Aws, job: Job, *, audio: bool = True, body: bytes = b"encoded video bytes") -> None:
+    """What a successful BurnAndCompress leaves: work/{job_id}/output.mp4 and manifest.json."""
+    aws.put(job.subtitles_key, SRT)
+    aws.put(job.output_key, body)
+    manifest = TaskManifest(
+        job_id=job.job_id,
+        output_uri=f"s3://{BUCKET}/{job.output_key}",
+        output_bucket=BUCKET,
+        output_key=job.output_key,
+        video_uri=f"s3://{BUCKET}/{job.video_key}",
+        subtitles_uri=f"s3://{BUCKET}/{job.subtitles_key}",
+        size=len(body),
+        duration=2.5,
+        width=1280,
+        height=720,
+        resolution="720p",
+        video_codec="h264",
+        audio_codec="aac" if audio else None,
+        pix_fmt="yuv420p",
+        bit_rate=800_000,
+        crf=23,
+        preset="veryfast",
+        cues=2,
+        encode_seconds=1.5,
+        quality=None,
+    )
+    aws.put(job.manifest_key, manifest.model_dump_json().encode())
+
+
+# --- a local HTTP server ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int = 200
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Received:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+class LocalServer:
+    """ThreadingHTTPServer on 127.0.0.1: each path answers its replies in turn (the last repeats)."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, list[Reply]] = {}
+        self.received: list[Received] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                server.received.append(
+                    Received(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                )
+                replies = server.routes.get(self.path.split("?", 1)[0]) or [Reply(404, b"no such route")]
+                reply = replies.pop(0) if len(replies) > 1 else replies[0]
+                self.send_response(reply.status)
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(reply.body)))
+                self.end_headers()
+                self.wfile.write(reply.body)
+
+            do_GET = _answer
+            do_POST = _answer
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.02,), daemon=True)
+
+    def __enter__(self) -> LocalServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def route(self, path: str, *replies: Reply) -> str:
+        self.routes[path] = list(replies)
+        return self.url(path)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}{path}"
+
+    def posts(self) -> list[Received]:
+        return [item for item in self.received if item.method == "POST"]
+
+
+def start_server() -> Iterator[LocalServer]:
+    with LocalServer() as server:
+        yield server
+
+
+def verify_callback(received: Received) -> dict[str, Any]:
+    """The callback's JSON, after checking its Standard Webhooks signature."""
+    return webhooks.verify(SECRET, received.headers, received.body)
