@@ -320,12 +320,14 @@ class SubtitlesFetched(BaseModel):
 
 
 class FinalOutput(BaseModel):
-    """Finalise's result at ``$.output``: where the video is and how to stream it."""
+    """Finalise's result at ``$.output``: where the video is and what it is.
+
+    No presigned URL here: state output is kept in the execution history, and a URL signed with
+    the Lambda role's session carries its token. Notify signs the URL it sends to the caller.
+    """
 
     s3_uri: str
     key: str
-    url: str = Field(description="presigned GET URL for streaming")
-    url_expires_at: str
     size: int
     duration: float
     width: int

@@ -1,4 +1,4 @@
-"""Finalise: place the encoded output at its final key, presign a streaming URL, clear work/{job_id}/.
+"""Finalise: place the encoded output at its final key and clear work/{job_id}/.
 
 Idempotent, so a retry or a redrive after a crash at any point completes the job:
 
@@ -16,18 +16,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
 
-from pipeline.adapters import jobs_table
 from pipeline.adapters.s3 import S3Uri
 from pipeline.errors import InvalidInput, TranscodeFailed
 from pipeline.models import FinalOutput, Job, JobEvent, QualityScore, TaskManifest
 from pipeline.steps import storage
 from pipeline.steps.logging import logger, step_log
-from pipeline.steps.settings import StepSettings, step_settings
 
 _log = logger("finalise")
 _MAX_MANIFEST_BYTES = 1024 * 1024
@@ -37,7 +34,7 @@ _META = "vidp-"
 def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     job = JobEvent.model_validate(event).job
     with step_log(_log, "Finalise", job_id=job.job_id):
-        return finalise(job, step_settings()).model_dump(mode="json")
+        return finalise(job).model_dump(mode="json")
 
 
 @dataclass(frozen=True)
@@ -88,8 +85,8 @@ class OutputFacts:
             ) from None
 
 
-def finalise(job: Job, settings: StepSettings) -> FinalOutput:
-    """Copy the output to ``job.final_key``, clear the work prefix, presign; see the module's rule."""
+def finalise(job: Job) -> FinalOutput:
+    """Copy the output to ``job.final_key`` and clear the work prefix; see the module's rule."""
     final = S3Uri(job.bucket, job.final_key)
     manifest = _read_manifest(job)
     if manifest is not None:
@@ -115,12 +112,9 @@ def finalise(job: Job, settings: StepSettings) -> FinalOutput:
     removed = storage.delete_prefix(job.bucket, job.work_prefix, last=job.manifest_key)
     _log.info("work prefix cleared", extra={"job_id": job.job_id, "objects": removed})
 
-    expires_at = datetime.now(UTC) + timedelta(seconds=settings.presign_expiry_seconds)
     return FinalOutput(
         s3_uri=str(final),
         key=final.key,
-        url=storage.presign_get(final, expires_in=settings.presign_expiry_seconds),
-        url_expires_at=jobs_table.timestamp(expires_at),
         size=facts.size,
         duration=facts.duration,
         width=facts.width,

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from pipeline.adapters import events, jobs_table, webhooks
+from pipeline.adapters.s3 import S3Uri
 from pipeline.errors import VidpError
 from pipeline.models import (
     AudioAnalysis,
@@ -27,6 +28,7 @@ from pipeline.models import (
     NotifyEvent,
     VideoAnalysis,
 )
+from pipeline.steps import storage
 from pipeline.steps.logging import logger, step_log, url_for_log
 from pipeline.steps.settings import StepSettings, step_settings
 
@@ -50,7 +52,7 @@ def notify(notice: CompletedNotice | FailedNotice, settings: StepSettings) -> Ca
     """Call back (if asked), record how it went, put the event; return the delivery."""
     payload: CompletedCallback | FailedCallback
     if isinstance(notice, CompletedNotice):
-        payload = completed_payload(notice)
+        payload = completed_payload(notice, settings)
         callback_url, detail_type = notice.job.callback_url, PROCESSED
     else:
         payload = failed_payload(notice)
@@ -61,7 +63,8 @@ def notify(notice: CompletedNotice | FailedNotice, settings: StepSettings) -> Ca
     delivery = _call_back(callback_url, document, webhook_id, payload.video_id, settings)
     if payload.video_id is not None:
         jobs_table.record_callback(payload.video_id, delivery)
-    events.put_event(detail_type, document)
+    # The event carries no presigned URL: it is a bearer credential meant for the caller alone.
+    events.put_event(detail_type, {key: value for key, value in document.items() if key != "file_url"})
     _log.info(
         "notified",
         extra={
@@ -75,14 +78,16 @@ def notify(notice: CompletedNotice | FailedNotice, settings: StepSettings) -> Ca
     return delivery
 
 
-def completed_payload(notice: CompletedNotice) -> CompletedCallback:
+def completed_payload(notice: CompletedNotice, settings: StepSettings) -> CompletedCallback:
+    """Seed 002's success payload; ``file_url`` is signed here, for the caller only."""
     job, output = notice.job, notice.output
+    file_url = storage.presign_get(S3Uri(job.bucket, output.key), expires_in=settings.presign_expiry_seconds)
     return CompletedCallback(
         task_id=job.task_id,
         batch_id=job.batch_id,
         video_id=job.video_id,
         job_id=job.job_id,
-        file_url=output.url,
+        file_url=file_url,
         processing_time=_seconds_since(notice.started_at),
         results=CallbackResults(
             file_info=FileInfo(file_size=output.size, duration=output.duration),

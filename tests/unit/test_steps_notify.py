@@ -6,8 +6,10 @@ import json
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
+from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
+import requests
 
 from pipeline.adapters import webhooks
 from pipeline.errors import WebhookVerificationFailed
@@ -40,8 +42,6 @@ def output_of(job: Job) -> FinalOutput:
     return FinalOutput(
         s3_uri=f"s3://bucket/{job.final_key}",
         key=job.final_key,
-        url="https://example.com/presigned?X-Amz-Expires=3600",
-        url_expires_at="2026-01-02T04:04:05.678Z",
         size=1234,
         duration=2.5,
         width=1280,
@@ -91,7 +91,9 @@ def test_given_a_saved_job_when_notified_then_the_signed_callback_has_seed_002s_
         job.video_id,
         job.job_id,
     )
-    assert body["file_url"] == "https://example.com/presigned?X-Amz-Expires=3600"
+    file_url = urlsplit(body["file_url"])
+    assert file_url.path.endswith(quote(job.final_key))
+    assert parse_qs(file_url.query)["X-Amz-Expires"] == ["3600"]
     assert body["processing_time"] > 0
     assert body["results"] == {
         "file_info": {"file_size": 1234, "duration": 2.5, "format": "mp4"},
@@ -102,6 +104,30 @@ def test_given_a_saved_job_when_notified_then_the_signed_callback_has_seed_002s_
     record = aws.record(job.video_id)
     assert record is not None
     assert record.callback == delivery
+
+
+def test_given_a_saved_job_when_notified_then_the_file_url_streams_the_final_object_for_an_hour(
+    aws: Aws, server: LocalServer
+) -> None:
+    job = claim(request(aws, callback_url=server.route("/hook", Reply(200))))
+    aws.put(job.final_key, b"streamable")
+
+    completed(job)
+
+    body = verify_callback(server.posts()[0])
+    query = parse_qs(urlsplit(body["file_url"]).query)
+    assert query["X-Amz-Algorithm"] == ["AWS4-HMAC-SHA256"] and query["X-Amz-Expires"] == ["3600"]
+    response = requests.get(body["file_url"], timeout=5)  # moto serves presigned URLs in-process
+    assert (response.status_code, response.content) == (200, b"streamable")
+
+
+def test_given_a_saved_job_when_notified_then_no_presigned_url_is_in_the_event(aws: Aws) -> None:
+    job = claim(request(aws))
+
+    completed(job)
+
+    [event] = aws.events()
+    assert "file_url" not in event["detail"] and event["detail"]["video_id"] == job.video_id
 
 
 def test_given_a_callback_when_the_body_or_secret_differs_then_verification_fails(
