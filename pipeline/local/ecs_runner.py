@@ -64,6 +64,7 @@ class TaskRun:
     started_at: float = field(default_factory=time.monotonic)
     ended_at: float | None = None
     environment_names: tuple[str, ...] = ()
+    stopped: bool = False  # StopTask has reached ECS: DescribeTasks shows the reason
 
     @property
     def seconds(self) -> float | None:
@@ -173,11 +174,11 @@ class EcsRunner:
             return list(self._runs)
 
     def wait_for_runs(self, count: int, timeout: float = 30.0) -> list[TaskRun]:
-        """The first ``count`` runs once they have all ended; TimeoutError after ``timeout`` s."""
+        """The first ``count`` runs once ended and stopped in ECS; TimeoutError after ``timeout`` s."""
         deadline = time.monotonic() + timeout
         while True:
             runs = self.runs
-            if len(runs) >= count and all(run.ended_at is not None for run in runs[:count]):
+            if len(runs) >= count and all(run.stopped for run in runs[:count]):
                 return runs[:count]
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{count} task run(s) not ended in {timeout:g} s: {runs}")
@@ -235,9 +236,11 @@ class EcsRunner:
             env = merged_environment(task, definition, container)
         except (CommandRefused, KeyError, ClientError) as err:
             reason = f"CannotStartContainerError: {err}"
+            refused = TaskRun(arn, (), stopped_reason=reason, ended_at=time.monotonic())
             with self._lock:
-                self._runs.append(TaskRun(arn, (), stopped_reason=reason, ended_at=time.monotonic()))
+                self._runs.append(refused)
             self._stop_task(arn, reason)
+            refused.stopped = True
             return
         if injected == "exit":
             argv = _CRASH
@@ -303,6 +306,7 @@ class EcsRunner:
         run.stopped_reason = stopped_reason(run.returncode if run.returncode is not None else -signal.SIGKILL)
         log.info("local ECS runner: task %s: %s", run.task_arn.rpartition("/")[2], run.stopped_reason)
         self._stop_task(run.task_arn, run.stopped_reason)
+        run.stopped = True
 
     def _stop_task(self, arn: str, reason: str) -> None:
         try:
