@@ -382,7 +382,9 @@ class JobRecord(BaseModel):
     source_video_id: str | None = None
     task_id: str | None = None
     batch_id: str | None = None
-    resolution: str | None = None
+    resolution: str | None = Field(
+        default=None, description='the requested "720p" until saved, then the actual "1280x720"'
+    )
     progress: float | None = None
     s3_uri: str | None = None
     file_size: int | None = None
