@@ -1,0 +1,1 @@
+"""The AWS deployment (CDK): one construct per capability, composed by ``stack.VidpStack``."""

@@ -1,0 +1,83 @@
+"""The thin stack: composes the capability constructs and wires their outputs together."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import CfnOutput, Stack
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+from infra.compute import FfmpegCompute
+from infra.config import DeployConfig
+from infra.nag import LAMBDA_MANAGED_POLICY, acknowledge
+from infra.observability import Observability
+from infra.steps import StepFunctions
+from infra.storage import MediaStorage
+from infra.table import JobsTable
+from infra.triggers import ReprocessSchedule, UploadTrigger
+from infra.workflow import Workflow
+
+
+class VidpStack(Stack):
+    """``vidp-<env>``: storage, table, compute, steps, workflow, triggers, observability."""
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, config: DeployConfig, lambda_bundle: Path, **kwargs: Any
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        code = lambda_.Code.from_asset(str(lambda_bundle))
+        storage = MediaStorage(self, "Storage", config=config)
+        jobs = JobsTable(self, "Table", config=config)
+        compute = FfmpegCompute(
+            self,
+            "Compute",
+            config=config,
+            bucket=storage.bucket,
+            table_name=jobs.table.table_name,
+            table_arn=jobs.table.table_arn,
+        )
+        steps = StepFunctions(
+            self, "Steps", config=config, code=code, bucket=storage.bucket, table=jobs.table
+        )
+        workflow = Workflow(
+            self,
+            "Workflow",
+            config=config,
+            functions=dict(steps.functions),
+            compute=compute,
+            table=jobs.table,
+        )
+        machine = workflow.state_machine
+        uploads = UploadTrigger(
+            self, "Uploads", config=config, code=code, bucket=storage.bucket, machine=machine
+        )
+        queues = [uploads.dlq]
+        if config.reprocess_schedule:
+            queues.append(ReprocessSchedule(self, "Reprocess", config=config, machine=machine).dlq)
+        Observability(
+            self,
+            "Observability",
+            config=config,
+            machine=machine,
+            task_log_group=compute.log_group,
+            dead_letter_queues=queues,
+        )
+        self._acknowledge_cdk_internals()
+        CfnOutput(self, "BucketName", value=storage.bucket.bucket_name)
+        CfnOutput(self, "TableName", value=jobs.table.table_name)
+        CfnOutput(self, "StateMachineArn", value=machine.state_machine_arn)
+        CfnOutput(self, "EventBusName", value=steps.event_bus.event_bus_name)
+        CfnOutput(self, "WebhookSecretArn", value=steps.webhook_secret.secret_arn)
+
+    def _acknowledge_cdk_internals(self) -> None:
+        """Findings on the singleton Lambdas CDK adds for its own custom resources."""
+        for child in self.node.children:
+            if child.node.id.startswith("BucketNotificationsHandler"):
+                acknowledge(
+                    child,
+                    LAMBDA_MANAGED_POLICY,
+                    "CDK's own handler that turns on the bucket's EventBridge notifications at deploy; "
+                    "it only needs to write its logs.",
+                )

@@ -1,0 +1,175 @@
+"""The five Lambda steps of the ASL, their webhook secret and the pipeline's event bus."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from aws_cdk import CustomResource, Duration, RemovalPolicy
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+import state_machine
+from infra.config import DeployConfig, log_retention
+from infra.nag import (
+    BASIC_EXECUTION_REASON,
+    LAMBDA_MANAGED_POLICY,
+    RUNTIME_REASON,
+    XRAY_REASON,
+    acknowledge,
+    acknowledge_any_resource,
+    acknowledge_s3_grants,
+)
+from infra.storage import INPUT_PREFIXES, VIDEOS_PREFIX, WORK_PREFIX
+from pipeline.steps import HANDLERS
+
+RUNTIME = lambda_.Runtime.PYTHON_3_12  # the bundle's wheels are built for it (bundle_lambda.py)
+SECRET_CODE = Path(__file__).with_name("lambdas") / "webhook_secret.py"
+# Module of each step (HANDLERS' keys are the ASL's ${<Step>FunctionArn} names).
+STEP_MODULES = {step: handler.__module__ for step, handler in HANDLERS.items()}
+
+
+def state_timeouts() -> dict[str, int]:
+    """The longest TimeoutSeconds of the ASL states that invoke each step's function."""
+    definition = json.loads(state_machine.template())
+    longest: dict[str, int] = {}
+    for state in definition["States"].values():
+        resource = state.get("Resource", "")
+        for step in HANDLERS:
+            if resource == "${" + step + "FunctionArn}":
+                longest[step] = max(longest.get(step, 0), int(state["TimeoutSeconds"]))
+    return longest
+
+
+class StepFunctions(Construct):
+    """One Lambda per step; each gets only the grants its code uses."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: DeployConfig,
+        code: lambda_.Code,
+        bucket: s3.IBucket,
+        table: dynamodb.ITable,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.event_bus = events.EventBus(self, "Bus", event_bus_name=config.prefix)
+        self.webhook_secret = self._webhook_secret(config)
+        timeouts = state_timeouts()
+        environment = {
+            "VIDP_BUCKET": bucket.bucket_name,
+            "VIDP_TABLE_NAME": table.table_name,
+            "VIDP_EVENT_BUS_NAME": self.event_bus.event_bus_name,
+            "VIDP_WEBHOOK_SECRET_ARN": self.webhook_secret.secret_arn,
+        }
+        self.functions: dict[str, lambda_.Function] = {}
+        for step, module in STEP_MODULES.items():
+            log_group = logs.LogGroup(
+                self,
+                f"{step}Logs",
+                retention=log_retention(config.log_retention_days),
+                removal_policy=config.log_removal,
+            )
+            function = lambda_.Function(
+                self,
+                step,
+                function_name=config.name(step),
+                runtime=RUNTIME,
+                architecture=lambda_.Architecture.X86_64,
+                handler=f"{module}.handler",
+                code=code,
+                memory_size=512,
+                timeout=Duration.seconds(timeouts[step]),
+                environment=environment,
+                log_group=log_group,
+                tracing=lambda_.Tracing.ACTIVE,
+            )
+            function.node.add_dependency(self.secret_value)
+            self.functions[step] = function
+        self._grant(bucket, table)
+
+    def _webhook_secret(self, config: DeployConfig) -> secretsmanager.Secret:
+        secret = secretsmanager.Secret(
+            self,
+            "WebhookSecret",
+            secret_name=config.name("webhook-secret"),
+            description="Standard Webhooks signing secret (whsec_...) of the callbacks",
+            removal_policy=RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY,
+        )
+        acknowledge(
+            secret,
+            "AwsSolutions-SMG4",
+            "The callback receivers verify signatures with this secret, shared out of band; an "
+            "automatic rotation would break them. Rotate by hand (new whsec_ value) with the callers.",
+        )
+        generator = lambda_.Function(
+            self,
+            "WebhookSecretGenerator",
+            runtime=RUNTIME,
+            handler="index.handler",
+            code=lambda_.Code.from_inline(SECRET_CODE.read_text(encoding="utf-8")),
+            timeout=Duration.seconds(60),
+            log_group=logs.LogGroup(
+                self,
+                "WebhookSecretGeneratorLogs",
+                retention=log_retention(config.log_retention_days),
+                removal_policy=config.log_removal,
+            ),
+        )
+        secret.grant_write(generator)
+        self.secret_value = CustomResource(
+            self,
+            "WebhookSecretValue",
+            service_token=generator.function_arn,
+            resource_type="Custom::WebhookSecret",
+            properties={"SecretArn": secret.secret_arn},
+        )
+        return secret
+
+    def _grant(self, bucket: s3.IBucket, table: dynamodb.ITable) -> None:
+        f = self.functions
+        read = ("s3:GetObject*", "s3:GetBucket*", "s3:List*")
+        for prefix in INPUT_PREFIXES:
+            bucket.grant_read(f["ValidateInput"], f"{prefix}*")
+            bucket.grant_read(f["FetchSubtitles"], f"{prefix}*")
+        acknowledge_s3_grants(f["ValidateInput"], bucket, INPUT_PREFIXES, read)
+        bucket.grant_put(f["FetchSubtitles"], f"{WORK_PREFIX}*")
+        acknowledge_s3_grants(f["FetchSubtitles"], bucket, INPUT_PREFIXES, (*read, "s3:Abort*"))
+        # Finalise: manifest + output from work/, final object to videos/, then clear work/.
+        bucket.grant_read(f["Finalise"], f"{WORK_PREFIX}*")
+        bucket.grant_read(f["Finalise"], f"{VIDEOS_PREFIX}*")
+        bucket.grant_put(f["Finalise"], f"{VIDEOS_PREFIX}*")
+        bucket.grant_delete(f["Finalise"], f"{WORK_PREFIX}*")
+        acknowledge_s3_grants(
+            f["Finalise"], bucket, (WORK_PREFIX, VIDEOS_PREFIX), (*read, "s3:Abort*", "s3:DeleteObject*")
+        )
+        # Notify presigns a GET of the output: the URL works only if the signer may read it.
+        bucket.grant_read(f["Notify"], f"{VIDEOS_PREFIX}*")
+        acknowledge_s3_grants(f["Notify"], bucket, (VIDEOS_PREFIX,), read)
+        # MarkFailed checks for a final object and clears work/.
+        bucket.grant_read(f["MarkFailed"], f"{VIDEOS_PREFIX}*")
+        bucket.grant_delete(f["MarkFailed"], f"{WORK_PREFIX}*")
+        acknowledge_s3_grants(
+            f["MarkFailed"], bucket, (VIDEOS_PREFIX, WORK_PREFIX), (*read, "s3:DeleteObject*")
+        )
+        # The job record only, by key: no index access (CDK's table.grant would add index/*).
+        items = iam.PolicyStatement(
+            actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+            resources=[table.table_arn],
+        )
+        for step in ("ValidateInput", "Notify", "MarkFailed"):
+            f[step].add_to_role_policy(items)
+        self.event_bus.grant_put_events_to(f["Notify"])
+        self.webhook_secret.grant_read(f["Notify"])
+        for function in self.functions.values():
+            acknowledge_any_resource(function, XRAY_REASON)
+        acknowledge(self, LAMBDA_MANAGED_POLICY, BASIC_EXECUTION_REASON)
+        acknowledge(self, "AwsSolutions-L1", RUNTIME_REASON)

@@ -1,0 +1,175 @@
+"""What starts jobs besides StartExecution: S3 uploads under incoming/, and a reprocessing schedule."""
+
+from __future__ import annotations
+
+from aws_cdk import ArnFormat, Duration, Stack
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_scheduler_targets as scheduler_targets
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from infra.config import DeployConfig, log_retention
+from infra.nag import (
+    BASIC_EXECUTION_REASON,
+    LAMBDA_MANAGED_POLICY,
+    RUNTIME_REASON,
+    XRAY_REASON,
+    acknowledge,
+    acknowledge_any_resource,
+    acknowledge_s3_grants,
+)
+from infra.steps import RUNTIME
+from infra.storage import INCOMING_PREFIX
+
+
+def dead_letter_queue(scope: Construct, construct_id: str, name: str) -> sqs.Queue:
+    """An encrypted, TLS-only queue that keeps what could not be delivered for 14 days."""
+    queue = sqs.Queue(
+        scope,
+        construct_id,
+        queue_name=name,
+        encryption=sqs.QueueEncryption.SQS_MANAGED,
+        enforce_ssl=True,
+        retention_period=Duration.days(14),
+    )
+    acknowledge(
+        queue,
+        "AwsSolutions-SQS3",
+        "This queue is itself a dead-letter queue (of an EventBridge target / Lambda / schedule); "
+        "its depth is alarmed on, it needs no DLQ of its own.",
+    )
+    return queue
+
+
+class UploadTrigger(Construct):
+    """S3 ``Object Created`` under incoming/ -> the upload starter Lambda -> a named execution.
+
+    EventBridge cannot name an execution, and the S3 event is not a JobRequest: the starter reads
+    the sidecar (``<key>.job.json``) and starts the execution named by the job id, so a duplicate
+    event gets ExecutionAlreadyExists instead of a second run.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: DeployConfig,
+        code: lambda_.Code,
+        bucket: s3.IBucket,
+        machine: sfn.IStateMachine,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.dlq = dead_letter_queue(self, "DeadLetters", config.name("uploads-dlq"))
+        self.starter = lambda_.Function(
+            self,
+            "Starter",
+            function_name=config.name("UploadStarter"),
+            runtime=RUNTIME,
+            architecture=lambda_.Architecture.X86_64,
+            handler="upload_starter.handler",
+            code=code,
+            memory_size=256,
+            timeout=Duration.seconds(30),
+            environment={
+                "VIDP_BUCKET": bucket.bucket_name,
+                "VIDP_STATE_MACHINE_ARN": machine.state_machine_arn,
+            },
+            log_group=logs.LogGroup(
+                self,
+                "StarterLogs",
+                retention=log_retention(config.log_retention_days),
+                removal_policy=config.log_removal,
+            ),
+            tracing=lambda_.Tracing.ACTIVE,
+            dead_letter_queue=self.dlq,
+            retry_attempts=2,
+        )
+        bucket.grant_read(self.starter, f"{INCOMING_PREFIX}*")
+        machine.grant_start_execution(self.starter)
+        self.starter.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["states:DescribeExecution"],
+                resources=[
+                    Stack.of(self).format_arn(
+                        service="states",
+                        resource="execution",
+                        resource_name=f"{config.name('pipeline')}:*",
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+            )
+        )
+        self.rule = events.Rule(
+            self,
+            "Uploads",
+            rule_name=config.name("uploads"),
+            description="S3 uploads under incoming/ start a job",
+            event_pattern=events.EventPattern(
+                source=["aws.s3"],
+                detail_type=["Object Created"],
+                detail={
+                    "bucket": {"name": [bucket.bucket_name]},
+                    "object": {"key": [{"prefix": INCOMING_PREFIX}]},
+                },
+            ),
+        )
+        self.rule.add_target(
+            targets.LambdaFunction(
+                self.starter,
+                dead_letter_queue=self.dlq,
+                retry_attempts=8,
+                max_event_age=Duration.hours(6),
+            )
+        )
+        acknowledge_s3_grants(
+            self.starter, bucket, (INCOMING_PREFIX,), ("s3:GetObject*", "s3:GetBucket*", "s3:List*")
+        )
+        acknowledge_any_resource(self.starter, XRAY_REASON)
+        acknowledge(self.starter, LAMBDA_MANAGED_POLICY, BASIC_EXECUTION_REASON)
+        acknowledge(self.starter, "AwsSolutions-L1", RUNTIME_REASON)
+        acknowledge(
+            self.starter,
+            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:"
+            f"execution:{config.name('pipeline')}:*]",
+            "DescribeExecution of this state machine's executions only (to confirm a duplicate); "
+            "execution names are per job, so the name must be a wildcard.",
+        )
+
+
+class ReprocessSchedule(Construct):
+    """An EventBridge Scheduler schedule starting ``reprocess_request``; the stack adds it only if
+    context ``reprocess_schedule`` is set (off by default).
+
+    Each run gets its own job id (``reprocess-<scheduler execution id>``): a fixed id would make
+    every run after the first a duplicate that ValidateInput turns into a no-op.
+    """
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, config: DeployConfig, machine: sfn.IStateMachine
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.dlq = dead_letter_queue(self, "DeadLetters", config.name("reprocess-dlq"))
+        request = dict(config.reprocess_request or {})
+        request["job_id"] = f"reprocess-{scheduler.ContextAttribute.execution_id}"
+        self.schedule = scheduler.Schedule(
+            self,
+            "Schedule",
+            schedule_name=config.name("reprocess"),
+            description="Re-runs the configured JobRequest (context reprocess_schedule)",
+            schedule=scheduler.ScheduleExpression.expression(config.reprocess_schedule or "rate(1 day)"),
+            target=scheduler_targets.StepFunctionsStartExecution(
+                machine,
+                input=scheduler.ScheduleTargetInput.from_object(request),
+                dead_letter_queue=self.dlq,
+                retry_attempts=3,
+                max_event_age=Duration.hours(1),
+            ),
+        )

@@ -1,0 +1,217 @@
+"""cdk-nag AwsSolutions and cfn-lint on the synthesized app; the config; the upload starter."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from infra.config import DeployConfig
+from tests.infra.conftest import Synth
+
+# CDK writes DependsOn on a Lambda's role besides the GetAtt of its ARN: redundant, harmless.
+ALLOWED_WARNINGS = {"W3005"}
+
+
+def test_cdk_nag_aws_solutions_has_no_unacknowledged_finding(synth: Synth) -> None:
+    report = json.loads((synth.outdir / "validation-report.json").read_text(encoding="utf-8"))
+    nag = next(p for p in report["pluginReports"] if p["pluginName"] == "AwsSolutions")
+    assert nag["conclusion"] == "success"
+    assert nag["violations"] == []
+
+
+def test_every_acknowledgement_is_used_and_has_a_reason(synth: Synth) -> None:
+    report = json.loads((synth.outdir / "validation-report.json").read_text(encoding="utf-8"))
+    nag = next(p for p in report["pluginReports"] if p["pluginName"] == "AwsSolutions")
+    assert nag["suppressedViolations"], "the acknowledgements were expected to be used"
+    for suppressed in nag["suppressedViolations"]:
+        assert suppressed["acknowledgedId"].startswith("AwsSolutions::")
+        assert len(suppressed["reason"]) >= 20, suppressed["ruleName"]
+
+
+def test_cfn_lint_reports_no_errors(synth: Synth) -> None:
+    templates = sorted(str(p) for p in synth.outdir.glob("*.template.json"))
+    assert templates
+    run = subprocess.run(
+        [str(Path(sys.executable).with_name("cfn-lint")), "--format", "json", *templates],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    findings = json.loads(run.stdout or "[]")
+    unexpected = [f for f in findings if f["Rule"]["Id"] not in ALLOWED_WARNINGS]
+    assert unexpected == [], unexpected[:5]
+
+
+def test_config_defaults_and_validation() -> None:
+    config = DeployConfig()
+    assert (config.prefix, config.vcpus, config.is_prod) == ("vidp-dev", 2, False)
+    assert DeployConfig(env="prod").name("jobs") == "vidp-prod-jobs"
+    with pytest.raises(ValueError, match="env"):
+        DeployConfig(env="staging")
+    with pytest.raises(ValueError, match="arch"):
+        DeployConfig(arch="riscv")
+    with pytest.raises(ValueError, match="reprocess_request"):
+        DeployConfig(reprocess_schedule="rate(1 day)")
+
+
+# --- the upload starter (infra/lambdas/upload_starter.py) -------------------------------------
+
+BUCKET = "vidp-test-media"
+SIDECAR = {"subtitles": {"url": "https://subs.example.com/a.srt"}, "resolution": "480p"}
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket=BUCKET)
+        machine = boto3.client("stepfunctions").create_state_machine(
+            name="vidp-test-pipeline",
+            definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
+            roleArn="arn:aws:iam::123456789012:role/vidp-test",
+        )["stateMachineArn"]
+        monkeypatch.setenv("VIDP_BUCKET", BUCKET)
+        monkeypatch.setenv("VIDP_STATE_MACHINE_ARN", machine)
+        from infra.lambdas import upload_starter
+
+        upload_starter._starter.cache_clear()
+        yield upload_starter, s3, machine
+        upload_starter._starter.cache_clear()
+
+
+def _event(key: str) -> dict[str, Any]:
+    return {
+        "source": "aws.s3",
+        "detail-type": "Object Created",
+        "detail": {"bucket": {"name": BUCKET}, "object": {"key": key}},
+    }
+
+
+def test_starter_starts_one_execution_named_by_the_job_id(aws: Any) -> None:
+    starter, s3, machine = aws
+    s3.put_object(Bucket=BUCKET, Key="incoming/a b.mp4", Body=b"video")
+    waiting = starter.handler(_event("incoming/a+b.mp4"), None)
+    assert waiting == {"started": False}  # no sidecar yet: nothing to start
+    s3.put_object(Bucket=BUCKET, Key="incoming/a b.mp4.job.json", Body=json.dumps(SIDECAR).encode())
+    first = starter.handler(_event("incoming/a+b.mp4.job.json"), None)
+    again = starter.handler(_event("incoming/a+b.mp4"), None)  # a duplicate / late event
+    assert first["started"] and again["execution_arn"] == first["execution_arn"]
+    executions = boto3.client("stepfunctions").list_executions(stateMachineArn=machine)["executions"]
+    assert [e["name"] for e in executions] == [first["job_id"]]
+    got = boto3.client("stepfunctions").describe_execution(executionArn=first["execution_arn"])
+    request = json.loads(got["input"])
+    assert request["video"] == {"s3_uri": f"s3://{BUCKET}/incoming/a b.mp4"}
+    assert request["job_id"] == first["job_id"] and request["resolution"] == "480p"
+
+
+def test_starter_execution_names_fit_the_80_character_limit() -> None:
+    from infra.lambdas.upload_starter import execution_name
+
+    assert execution_name("job-abc") == "job-abc"
+    long_id = "j" * 128
+    assert len(execution_name(long_id)) <= 80
+    assert execution_name(long_id) == execution_name(long_id)
+
+
+# --- the webhook secret generator (infra/lambdas/webhook_secret.py, inline code) ---------------
+
+
+def test_generated_webhook_secret_is_accepted_by_the_notify_adapter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from infra.lambdas import webhook_secret
+    from infra.steps import SECRET_CODE
+    from pipeline.adapters import webhooks
+
+    assert len(SECRET_CODE.read_text(encoding="utf-8")) < 4096  # Lambda's inline code limit
+    for name, value in {
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }.items():
+        monkeypatch.setenv(name, value)
+    responses: list[str] = []
+    monkeypatch.setattr(webhook_secret, "_respond", lambda event, status, reason="": responses.append(status))
+    with mock_aws():
+        arn = boto3.client("secretsmanager").create_secret(Name="s", SecretString="placeholder")["ARN"]
+        event = {"RequestType": "Create", "ResourceProperties": {"SecretArn": arn}}
+        webhook_secret.handler(event, None)
+        monkeypatch.setenv(webhooks.SECRET_ARN_ENV, arn)
+        monkeypatch.delenv(webhooks.SECRET_ENV, raising=False)
+        created = webhooks.webhook_secret()  # raises unless whsec_ + base64 of >= 24 bytes
+        webhook_secret.handler(
+            {
+                "RequestType": "Update",
+                "ResourceProperties": {"SecretArn": arn},
+                "OldResourceProperties": {"SecretArn": arn},
+            },
+            None,
+        )
+        webhook_secret.handler({"RequestType": "Delete", "ResourceProperties": {"SecretArn": arn}}, None)
+        kept = boto3.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"]
+    assert created.startswith("whsec_") and kept == created  # callers keep their secret
+    assert responses == ["SUCCESS", "SUCCESS", "SUCCESS"]
+
+
+# --- the Lambda bundle imports on the Lambda runtime's Python --------------------------------
+
+_IMPORT_CHECK = """
+import importlib, sys
+bundle, site = sys.argv[1], sys.argv[2]
+sys.path[:0] = [bundle]
+sys.path.append(site)  # boto3 only: the Lambda runtime provides it
+for module in sys.argv[3:]:
+    importlib.import_module(module)
+for name in ("pydantic", "pydantic_core", "pydantic_settings", "srt", "httpx", "standardwebhooks",
+             "charset_normalizer"):
+    assert sys.modules[name].__file__.startswith(bundle), (name, sys.modules[name].__file__)
+"""
+
+
+def _python_312() -> str | None:
+    candidates = [
+        shutil.which("python3.12"),
+        *map(str, Path.home().glob(".pyenv/versions/3.12*/bin/python3.12")),
+    ]
+    for candidate in filter(None, candidates):
+        probe = subprocess.run(
+            [candidate, "-c", "import sys; print(sys.version_info[:2] == (3, 12))"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=30,
+        )
+        if probe.stdout.strip() == "True":
+            return candidate
+    return None
+
+
+def test_the_bundle_imports_every_handler_on_cpython_312(synth: Synth) -> None:
+    python = _python_312()
+    # The machine image carries CPython 3.12 (pyenv); the Lambda runtime is 3.12, so must the check be.
+    assert python is not None, "no CPython 3.12 on this machine to load the cp312 wheels"
+    from infra.steps import STEP_MODULES
+
+    site = sysconfig.get_paths()["purelib"]
+    modules = [*STEP_MODULES.values(), "upload_starter"]
+    run = subprocess.run(
+        [python, "-B", "-S", "-I", "-c", _IMPORT_CHECK, str(synth.bundle), site, *modules],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
