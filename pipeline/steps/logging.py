@@ -1,4 +1,4 @@
-"""One-line JSON logs for the steps: what ran, for which job, how it ended.
+"""One-line JSON logs for the steps (Powertools' formatter): what ran, for which job, how it ended.
 
 Never log secrets, SRT text, or URLs beyond their host (a callback or subtitle URL's path and
 query often carry a token): pass URLs through :func:`url_for_log`.
@@ -6,7 +6,6 @@ query often carry a token): pass URLs through :func:`url_for_log`.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import time
@@ -15,25 +14,11 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+
 from pipeline.errors import VidpError
 
 _LOGGER_NAME = "vidp.steps"
-_RESERVED = set(vars(logging.makeLogRecord({})))
-
-
-class JsonLineFormatter(logging.Formatter):
-    """``{"level": ..., "logger": ..., "message": ..., <extra fields>}`` on one line."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        line: dict[str, Any] = {
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        line.update({key: value for key, value in vars(record).items() if key not in _RESERVED})
-        if record.exc_info and record.exc_info[1] is not None:
-            line["error_type"] = type(record.exc_info[1]).__name__
-        return json.dumps(line, default=str, ensure_ascii=False, separators=(",", ":"))
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -55,7 +40,7 @@ def configure() -> None:
     if any(isinstance(handler, _StderrHandler) for handler in root.handlers):
         return
     handler = _StderrHandler()
-    handler.setFormatter(JsonLineFormatter())
+    handler.setFormatter(LambdaPowertoolsFormatter(service="vidp"))
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     # The Lambda runtime puts its own handler on the root logger: don't print twice.
