@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import boto3
 import pytest
 from botocore.stub import Stubber
@@ -11,12 +9,7 @@ from botocore.stub import Stubber
 from pipeline.adapters import events, jobs_table
 from pipeline.errors import StorageFailed, StorageUnavailable
 from pipeline.models import CallbackDelivery, JobRecord
-from tests.unit.test_steps_support import REGION, TABLE, Aws, client, start_aws
-
-
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
-    yield from start_aws(monkeypatch)
+from tests.unit.test_steps_support import REGION, TABLE, Aws, client
 
 
 def new_record(**fields: object) -> JobRecord:

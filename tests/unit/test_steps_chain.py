@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import traceback
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -22,20 +21,8 @@ from tests.unit.test_steps_support import (
     Reply,
     encoded,
     request,
-    start_aws,
-    start_server,
     verify_callback,
 )
-
-
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
-    yield from start_aws(monkeypatch)
-
-
-@pytest.fixture
-def server() -> Iterator[LocalServer]:
-    yield from start_server()
 
 
 def invoke(step: str, event: dict[str, Any]) -> dict[str, Any]:

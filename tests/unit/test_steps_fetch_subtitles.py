@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 
 import pytest
 
@@ -19,19 +18,7 @@ from tests.unit.test_steps_support import (
     Reply,
     claim,
     request,
-    start_aws,
-    start_server,
 )
-
-
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
-    yield from start_aws(monkeypatch)
-
-
-@pytest.fixture
-def server() -> Iterator[LocalServer]:
-    yield from start_server()
 
 
 def fetch(job: Job) -> SubtitlesFetched:

@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from pipeline.errors import TranscodeFailed
 from pipeline.models import FinalOutput, Job
 from pipeline.steps.finalise import handler
-from tests.unit.test_steps_support import BUCKET, Aws, claim, encoded, request, start_aws
-
-
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
-    yield from start_aws(monkeypatch)
+from tests.unit.test_steps_support import BUCKET, Aws, claim, encoded, request
 
 
 @pytest.fixture

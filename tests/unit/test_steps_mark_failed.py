@@ -4,7 +4,6 @@ the state that failed; a saved job stays saved; nothing is left under work/ or a
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,12 +11,7 @@ import pytest
 from pipeline.models import FailureReport, Job, JobRequest, video_id_for
 from pipeline.steps.finalise import handler as finalise_handler
 from pipeline.steps.mark_failed import error_code, handler
-from tests.unit.test_steps_support import EXECUTION, Aws, claim, encoded, request, start_aws
-
-
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
-    yield from start_aws(monkeypatch)
+from tests.unit.test_steps_support import EXECUTION, Aws, claim, encoded, request
 
 
 def lambda_cause(error_type: str, message: str) -> str:

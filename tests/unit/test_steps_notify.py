@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
@@ -22,20 +21,8 @@ from tests.unit.test_steps_support import (
     Reply,
     claim,
     request,
-    start_aws,
-    start_server,
     verify_callback,
 )
-
-
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
-    yield from start_aws(monkeypatch)
-
-
-@pytest.fixture
-def server() -> Iterator[LocalServer]:
-    yield from start_server()
 
 
 def output_of(job: Job) -> FinalOutput:

@@ -1,9 +1,7 @@
 """Shared setup of the step tests (no tests here): moto in-process AWS and a local HTTP server.
 
-Each step test module turns these into fixtures, e.g.::
-
-    @pytest.fixture
-    def aws(monkeypatch): yield from start_aws(monkeypatch)
+``tests/unit/conftest.py`` turns ``start_aws`` and ``start_server`` into the ``aws`` and
+``server`` fixtures.
 """
 
 from __future__ import annotations

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -10,12 +9,7 @@ import pytest
 from pipeline.errors import InvalidInput
 from pipeline.models import JobRequest, Validated, video_id_for
 from pipeline.steps.validate_input import handler
-from tests.unit.test_steps_support import BUCKET, EXECUTION, STARTED_AT, Aws, request, start_aws
-
-
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
-    yield from start_aws(monkeypatch)
+from tests.unit.test_steps_support import BUCKET, EXECUTION, STARTED_AT, Aws, request
 
 
 def run(raw: Any, execution: str = EXECUTION) -> Validated:
