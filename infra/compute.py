@@ -15,13 +15,10 @@ from constructs import Construct
 
 from infra.config import DeployConfig, log_retention
 from infra.nag import acknowledge, acknowledge_any_resource, acknowledge_s3_grants
-from infra.storage import INPUT_PREFIXES, WORK_PREFIX
-from pipeline.local.resources import Names
+from pipeline.deployment import CONTAINER_NAME, INPUT_PREFIXES, WORK_PREFIX
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = "containers/ffmpeg-task/Dockerfile"
-# The ASL's ${ContainerName}; the local AWS uses the same default.
-CONTAINER_NAME = Names().container
 
 
 class Network(Construct):

@@ -26,7 +26,7 @@ from infra.nag import (
     acknowledge_any_resource,
     acknowledge_s3_grants,
 )
-from infra.storage import INPUT_PREFIXES, VIDEOS_PREFIX, WORK_PREFIX
+from pipeline.deployment import INPUT_PREFIXES, VIDEOS_PREFIX, WORK_PREFIX
 from pipeline.steps import HANDLERS
 
 RUNTIME = lambda_.Runtime.PYTHON_3_12  # the bundle's wheels are built for it (bundle_lambda.py)

@@ -8,13 +8,7 @@ from constructs import Construct
 
 from infra.config import DeployConfig
 from infra.nag import acknowledge
-
-INCOMING_PREFIX = "incoming/"
-UPLOADS_PREFIX = "uploads/"
-WORK_PREFIX = "work/"
-VIDEOS_PREFIX = "videos/"
-# What a job may read its video and subtitles from (ValidateInput/FetchSubtitles/the task).
-INPUT_PREFIXES = (INCOMING_PREFIX, UPLOADS_PREFIX, WORK_PREFIX)
+from pipeline.deployment import VIDEOS_PREFIX, WORK_PREFIX
 
 
 class MediaStorage(Construct):

@@ -1,4 +1,4 @@
-"""The jobs table: one item per video, the same keys and GSIs as ``pipeline.local.resources``."""
+"""The jobs table: one item per video, with the key and GSIs of ``pipeline.deployment``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
 from infra.config import DeployConfig
-from pipeline.local.resources import TABLE_INDEXES
+from pipeline.deployment import TABLE_INDEXES, TABLE_KEY
 
 _S = dynamodb.AttributeType.STRING
 
@@ -21,7 +21,7 @@ class JobsTable(Construct):
             self,
             "Jobs",
             table_name=config.name("jobs"),
-            partition_key=dynamodb.Attribute(name="video_id", type=_S),
+            partition_key=dynamodb.Attribute(name=TABLE_KEY, type=_S),
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True

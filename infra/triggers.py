@@ -26,7 +26,7 @@ from infra.nag import (
     acknowledge_s3_grants,
 )
 from infra.steps import RUNTIME
-from infra.storage import INCOMING_PREFIX
+from pipeline.deployment import INCOMING_PREFIX
 
 
 def dead_letter_queue(scope: Construct, construct_id: str, name: str) -> sqs.Queue:

@@ -11,9 +11,10 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 import state_machine
-from infra.compute import CONTAINER_NAME, FfmpegCompute
+from infra.compute import FfmpegCompute
 from infra.config import DeployConfig, log_retention
 from infra.nag import acknowledge, acknowledge_any_resource, arn_of
+from pipeline.deployment import CONTAINER_NAME
 
 
 def substitutions(

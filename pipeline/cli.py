@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from pipeline.errors import InvalidInput, VidpError
+from pipeline.failures import InvalidInput, VidpError
 from pipeline.models import (
     DEFAULT_CRF,
     DEFAULT_PRESET,

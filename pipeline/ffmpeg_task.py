@@ -46,7 +46,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, Settin
 from pipeline.adapters import s3
 from pipeline.adapters.s3 import S3Uri
 from pipeline.config import EngineSettings
-from pipeline.errors import InvalidInput, TaskStopped, VidpError
+from pipeline.failures import InvalidInput, TaskStopped, VidpError
 from pipeline.media.engine import burn, read_subtitles
 from pipeline.models import (
     DEFAULT_CRF,

@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from pipeline import deployment
+
 Resolution = Literal["360p", "480p", "720p", "1080p"]
 RESOLUTIONS: dict[str, int] = {"360p": 360, "480p": 480, "720p": 720, "1080p": 1080}
 
@@ -288,26 +290,23 @@ class Job(BaseModel):
 
     @property
     def work_prefix(self) -> str:
-        return f"work/{self.job_id}/"
+        return deployment.work_prefix(self.job_id)
 
     @property
     def subtitles_key(self) -> str:
-        return self.work_prefix + "subtitles.srt"
+        return deployment.work_key(self.job_id, deployment.SUBTITLES_NAME)
 
     @property
     def output_key(self) -> str:
-        return self.work_prefix + "output.mp4"
+        return deployment.work_key(self.job_id, deployment.OUTPUT_NAME)
 
     @property
     def manifest_key(self) -> str:
-        return self.work_prefix + "manifest.json"
+        return deployment.work_key(self.job_id, deployment.MANIFEST_NAME)
 
     @property
     def final_key(self) -> str:
-        """``videos/{video_id}/{name}_{resolution}.mp4``; the name keeps only safe characters."""
-        stem = self.filename.rsplit(".", 1)[0]
-        safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in stem)[:100].strip("_") or "video"
-        return f"videos/{self.video_id}/{safe}_{self.options.resolution}.mp4"
+        return deployment.final_key(self.video_id, self.filename, self.options.resolution)
 
 
 class SubtitlesFetched(BaseModel):

@@ -15,7 +15,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeline.errors import StorageFailed, StorageUnavailable
+from pipeline.failures import StorageFailed, StorageUnavailable
 
 SOURCE = "vidp.pipeline"
 _TRANSIENT_CODES = {"ThrottlingException", "InternalException", "InternalFailure", "ServiceUnavailable"}

@@ -50,7 +50,7 @@ from typing import Any
 
 import httpx
 
-from pipeline.errors import HttpUnavailable, ResponseTooLarge, UnsafeUrl
+from pipeline.failures import HttpUnavailable, ResponseTooLarge, UnsafeUrl
 
 __all__ = [
     "LOOPBACK_SWITCH",

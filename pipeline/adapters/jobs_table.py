@@ -22,7 +22,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeline.errors import StorageFailed, StorageUnavailable, VidpError
+from pipeline.failures import StorageFailed, StorageUnavailable, VidpError
 from pipeline.models import CallbackDelivery, JobRecord
 
 _CONDITION_FAILED = "ConditionalCheckFailedException"

@@ -27,7 +27,7 @@ from boto3.exceptions import RetriesExceededError, S3UploadFailedError
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeline.errors import InvalidInput, StorageFailed, StorageUnavailable, VidpError
+from pipeline.failures import InvalidInput, StorageFailed, StorageUnavailable, VidpError
 
 if TYPE_CHECKING:
     from types_boto3_s3 import S3Client

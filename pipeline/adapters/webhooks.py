@@ -34,7 +34,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from pipeline.adapters import http
-from pipeline.errors import (
+from pipeline.failures import (
     HttpUnavailable,
     UnsafeUrl,
     VidpError,

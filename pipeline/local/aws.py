@@ -33,7 +33,14 @@ from moto.server import ThreadedMotoServer
 
 from pipeline.local import workarounds
 from pipeline.local.ecs_runner import EcsRunner
-from pipeline.local.resources import ACCOUNT, REGION, Deployed, Names, create_all, register_task_definition
+from pipeline.local.resources import (
+    ACCOUNT,
+    REGION,
+    Deployed,
+    LocalNames,
+    create_all,
+    register_task_definition,
+)
 from pipeline.local.uploads import UploadStarter
 from pipeline.local.workarounds import Handler
 from pipeline.models import JobRequest
@@ -83,10 +90,10 @@ class LocalAws:
         export_env: bool = True,
         task_environment: Mapping[str, str] | None = None,
         max_concurrent_tasks: int | None = None,
-        names: Names | None = None,
+        names: LocalNames | None = None,
         quiet: bool = True,
     ) -> None:
-        self.names = names or Names()
+        self.names = names or LocalNames()
         self.webhook_secret = webhook_secret()
         self.allow_loopback = allow_loopback
         self._port = port

@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from pipeline.deployment import CONTAINER_NAME
+
 if TYPE_CHECKING:
     from pipeline.local.aws import LocalAws
 
@@ -227,7 +229,7 @@ class EcsRunner:
 
     def _launch(self, task: dict[str, Any]) -> None:
         arn = task["taskArn"]
-        container = self._aws.names.container
+        container = CONTAINER_NAME
         with self._lock:
             injected, kill_after = self._failures.popleft() if self._failures else (None, 0.0)
         try:

@@ -19,7 +19,7 @@ import boto3
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.config import Config
 
-from pipeline.local.resources import ACCOUNT, REGION, Names
+from pipeline.local.resources import ACCOUNT, REGION, LocalNames
 from pipeline.models import JobRecord
 from pipeline.timeline import StateRun, build_timeline
 
@@ -49,7 +49,7 @@ class Endpoint:
     """A local AWS running in another process (``vidp local up``), reached by its URL."""
 
     url: str
-    names: Names = field(default_factory=Names)
+    names: LocalNames = field(default_factory=LocalNames)
 
     @property
     def bucket(self) -> str:

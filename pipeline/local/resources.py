@@ -11,6 +11,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import state_machine
+from pipeline.deployment import (
+    CONTAINER_NAME,
+    EVENT_SOURCE,
+    TABLE_INDEXES,
+    TABLE_KEY,
+    TASK_COMMAND,
+    Names,
+    upload_event_pattern,
+)
 from pipeline.local import workarounds
 
 REGION = "us-east-1"
@@ -19,76 +28,40 @@ PREFIX = "vidp-local"
 
 
 @dataclass(frozen=True)
-class Names:
-    """Resource names of one deployment (``vidp-local-*`` locally)."""
+class LocalNames(Names):
+    """The names of the local deployment (``vidp-local-*``), and the queues only it has."""
 
     prefix: str = PREFIX
-    container: str = "ffmpeg"
-
-    @property
-    def bucket(self) -> str:
-        return f"{self.prefix}-media"
-
-    @property
-    def table(self) -> str:
-        return f"{self.prefix}-jobs"
-
-    @property
-    def state_machine(self) -> str:
-        return f"{self.prefix}-pipeline"
-
-    @property
-    def cluster(self) -> str:
-        return self.prefix
-
-    @property
-    def task_family(self) -> str:
-        return f"{self.prefix}-ffmpeg"
-
-    @property
-    def event_bus(self) -> str:
-        return self.prefix
 
     @property
     def events_queue(self) -> str:
         """Where the rule on our bus copies every ``vidp.pipeline`` event, to read them back."""
-        return f"{self.prefix}-events"
+        return self.name("events")
 
     @property
     def uploads_queue(self) -> str:
         """Where S3 ``Object Created`` events under ``incoming/`` arrive (EventBridge rule)."""
-        return f"{self.prefix}-uploads"
+        return self.name("uploads")
 
     @property
     def function_prefix(self) -> str:
         return f"{self.prefix}-"
 
     def function_arn(self, step: str) -> str:
-        return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{self.function_prefix}{step}"
+        return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{self.function(step)}"
 
 
-INCOMING_PREFIX = "incoming/"
-EVENT_SOURCE = "vidp.pipeline"
 STATE_MACHINE_ROLE = f"arn:aws:iam::{ACCOUNT}:role/{PREFIX}-state-machine"
 TASK_ROLE = f"arn:aws:iam::{ACCOUNT}:role/{PREFIX}-ffmpeg-task"
 EXECUTION_ROLE = f"arn:aws:iam::{ACCOUNT}:role/{PREFIX}-ffmpeg-execution"
-TASK_COMMAND = ("python", "-m", "pipeline.ffmpeg_task")
 TASK_CPU, TASK_MEMORY = "2048", "4096"
-
-# Job record GSIs: (name, partition key, sort key or None). Keys are strings.
-TABLE_INDEXES: tuple[tuple[str, str, str | None], ...] = (
-    ("status-created_at-index", "status", "created_at"),
-    ("source_video_id-index", "source_video_id", None),
-    ("filename-index", "filename", None),
-    ("batch_id-index", "batch_id", "created_at"),
-)
 
 
 @dataclass(frozen=True)
 class Deployed:
     """What ``create_all`` made: the values a rendering and the runners need."""
 
-    names: Names
+    names: LocalNames
     state_machine_arn: str
     cluster_arn: str
     task_definition_arn: str
@@ -100,7 +73,7 @@ class Deployed:
 
 
 def substitutions_for(
-    names: Names, cluster_arn: str, task_definition_arn: str, subnets: list[str], groups: list[str]
+    names: LocalNames, cluster_arn: str, task_definition_arn: str, subnets: list[str], groups: list[str]
 ) -> dict[str, str]:
     """The values of every ``${...}`` in the definition, for the local deployment.
 
@@ -113,7 +86,7 @@ def substitutions_for(
         "SubnetIds": ",".join(subnets),
         "SecurityGroupIds": ",".join(groups),
         "AssignPublicIp": "DISABLED",
-        "ContainerName": names.container,
+        "ContainerName": CONTAINER_NAME,
         "TableName": names.table,
         "BucketName": names.bucket,
         "EventBusName": names.event_bus,
@@ -128,11 +101,11 @@ def substitutions_for(
 
 
 def create_table(dynamodb: Any, names: Names) -> None:
-    keys = {"video_id"} | {k for _, pk, sk in TABLE_INDEXES for k in (pk, sk) if k}
+    keys = {TABLE_KEY} | {k for _, pk, sk in TABLE_INDEXES for k in (pk, sk) if k}
     dynamodb.create_table(
         TableName=names.table,
         BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": "video_id", "KeyType": "HASH"}],
+        KeySchema=[{"AttributeName": TABLE_KEY, "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in sorted(keys)],
         GlobalSecondaryIndexes=[
             {
@@ -159,13 +132,13 @@ def create_network(ec2: Any) -> tuple[list[str], list[str]]:
 
 def register_task_definition(
     ecs: Any,
-    names: Names,
+    names: LocalNames,
     environment: dict[str, str],
     *,
     family: str | None = None,
     command: tuple[str, ...] = TASK_COMMAND,
 ) -> str:
-    """A Fargate task definition with one container, ``names.container``, running ``command``.
+    """A Fargate task definition with one container, ``CONTAINER_NAME``, running ``command``.
 
     By default the pipeline's: ``vidp-local-ffmpeg`` running ``python -m pipeline.ffmpeg_task``.
     """
@@ -180,7 +153,7 @@ def register_task_definition(
         containerDefinitions=[
             workarounds.fargate_run_task_needs_container_memory(
                 {
-                    "name": names.container,
+                    "name": CONTAINER_NAME,
                     "image": "vidp-ffmpeg-task:local",
                     "essential": True,
                     "command": list(command),
@@ -195,7 +168,7 @@ def register_task_definition(
     return arn
 
 
-def create_event_plumbing(events: Any, sqs: Any, names: Names) -> tuple[str, str]:
+def create_event_plumbing(events: Any, sqs: Any, names: LocalNames) -> tuple[str, str]:
     """Our bus with a rule copying ``vidp.pipeline`` events to a queue; S3 uploads to another queue."""
     events.create_event_bus(Name=names.event_bus)
     events_queue = _queue(sqs, names.events_queue)
@@ -210,11 +183,7 @@ def create_event_plumbing(events: Any, sqs: Any, names: Names) -> tuple[str, str
         Targets=[{"Id": "readback", "Arn": events_queue[1]}],
     )
     uploads_queue = _queue(sqs, names.uploads_queue)
-    pattern = {
-        "source": ["aws.s3"],
-        "detail-type": ["Object Created"],
-        "detail": {"bucket": {"name": [names.bucket]}, "object": {"key": [{"prefix": INCOMING_PREFIX}]}},
-    }
+    pattern = upload_event_pattern(names.bucket)
     events.put_rule(Name=f"{names.prefix}-uploads", EventPattern=json.dumps(pattern))
     events.put_targets(Rule=f"{names.prefix}-uploads", Targets=[{"Id": "starter", "Arn": uploads_queue[1]}])
     return events_queue[0], uploads_queue[0]
@@ -233,7 +202,7 @@ def create_bucket(s3: Any, names: Names) -> None:
     )
 
 
-def create_all(clients: Any, names: Names, task_environment: dict[str, str]) -> Deployed:
+def create_all(clients: Any, names: LocalNames, task_environment: dict[str, str]) -> Deployed:
     """Create every resource; ``clients(service)`` gives a boto3 client for the local endpoint."""
     create_bucket(clients("s3"), names)
     create_table(clients("dynamodb"), names)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.config import EngineSettings, engine_settings
-from pipeline.errors import InvalidInput, InvalidMedia, InvalidSubtitles
+from pipeline.failures import InvalidInput, InvalidMedia, InvalidSubtitles
 from pipeline.media.command import FONTS_DIR_NAME, SUBTITLES_NAME, EncodePlan, build_command
 from pipeline.media.fonts import install_font
 from pipeline.media.probe import ffmpeg_input, probe

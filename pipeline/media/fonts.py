@@ -7,7 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from pipeline.errors import InvalidStyle
+from pipeline.failures import InvalidStyle
 
 MAX_FONT_BYTES = 50 * 1024 * 1024
 _FAMILY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _-]{0,63}$")

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import EngineSettings, engine_settings
-from pipeline.errors import InvalidMedia
+from pipeline.failures import InvalidMedia
 from pipeline.models import AudioStream, MediaInfo, VideoStream
 
 # Demuxers that read other files or URLs named inside the input: never followed.

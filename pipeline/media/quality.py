@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 from pipeline.config import EngineSettings, engine_settings
-from pipeline.errors import TranscodeFailed, TranscodeTimeout
+from pipeline.failures import TranscodeFailed, TranscodeTimeout
 from pipeline.media.probe import ffmpeg_input
 from pipeline.models import QualityScore
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import IO
 
-from pipeline.errors import InvalidMedia, TranscodeFailed, TranscodeTimeout
+from pipeline.failures import InvalidMedia, TranscodeFailed, TranscodeTimeout
 
 ProgressCallback = Callable[[float], None]
 """Called with the percentage done (0-100), from a reader thread."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from pipeline.errors import InvalidStyle
+from pipeline.failures import InvalidStyle
 from pipeline.models import SubtitleStyle
 
 # force_style writes Alignment into libass's style unconverted, so it takes the legacy SSA

@@ -18,7 +18,7 @@ import charset_normalizer
 import srt
 from charset_normalizer.md import mess_ratio
 
-from pipeline.errors import InvalidSubtitles
+from pipeline.failures import InvalidSubtitles
 
 MAX_CUE_TEXT = 2_000  # characters of text per cue; the rest is cut
 # ffmpeg's SRT reader splits a line at 4,095 bytes and reads the rest as a new line (which may be

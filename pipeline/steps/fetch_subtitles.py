@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from pipeline.adapters import http
 from pipeline.adapters.s3 import S3Uri
-from pipeline.errors import (
+from pipeline.failures import (
     HttpUnavailable,
     InvalidInput,
     InvalidSubtitles,

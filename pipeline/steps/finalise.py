@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from pipeline.adapters.s3 import S3Uri
-from pipeline.errors import InvalidInput, TranscodeFailed
+from pipeline.failures import InvalidInput, TranscodeFailed
 from pipeline.models import FinalOutput, Job, JobEvent, QualityScore, TaskManifest
 from pipeline.steps import storage
 from pipeline.steps.logging import logger, step_log

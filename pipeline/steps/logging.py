@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
-from pipeline.errors import VidpError
+from pipeline.failures import VidpError
 
 _LOGGER_NAME = "vidp.steps"
 

@@ -17,7 +17,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from pipeline.adapters import jobs_table, s3
 from pipeline.adapters.s3 import S3Uri
-from pipeline.errors import StorageFailed, StorageUnavailable, VidpError
+from pipeline.failures import StorageFailed, StorageUnavailable, VidpError
 from pipeline.models import (
     MAX_METADATA_BYTES,
     CaughtError,

@@ -15,7 +15,7 @@ from pydantic import TypeAdapter
 
 from pipeline.adapters import events, jobs_table, webhooks
 from pipeline.adapters.s3 import S3Uri
-from pipeline.errors import VidpError
+from pipeline.failures import VidpError
 from pipeline.models import (
     AudioAnalysis,
     CallbackDelivery,

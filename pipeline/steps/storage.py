@@ -15,7 +15,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline.adapters.s3 import S3Uri, s3_client, storage_error
-from pipeline.errors import InvalidInput, StorageFailed, StorageUnavailable
+from pipeline.failures import InvalidInput, StorageFailed, StorageUnavailable
 
 if TYPE_CHECKING:
     from types_boto3_s3 import S3Client

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from pipeline.adapters import jobs_table, s3
 from pipeline.adapters.s3 import S3Uri
-from pipeline.errors import InvalidInput
+from pipeline.failures import InvalidInput
 from pipeline.models import (
     EncodeOptions,
     Job,

@@ -10,8 +10,8 @@ import pytest
 import state_machine
 from infra.config import PROJECT
 from infra.steps import STEP_MODULES, state_timeouts
-from infra.storage import INPUT_PREFIXES
-from pipeline.local.resources import TABLE_INDEXES, Names, substitutions_for
+from pipeline.deployment import INPUT_PREFIXES, TABLE_INDEXES
+from pipeline.local.resources import LocalNames, substitutions_for
 from tests.infra.conftest import Synth
 
 TAG_KEYS = {"Environment", "Project", "Client", "ManagedBy", "Owner"}
@@ -70,7 +70,7 @@ def test_every_placeholder_has_a_substitution_and_none_is_left(synth: Synth) -> 
 def test_the_deployed_rendering_equals_the_local_one_except_arns_and_names(synth: Synth) -> None:
     deployed = _state_machine(synth)["DefinitionSubstitutions"]
     local = substitutions_for(
-        Names(),
+        LocalNames(),
         "arn:aws:ecs:us-east-1:123456789012:cluster/vidp-local",
         "arn:aws:ecs:us-east-1:123456789012:task-definition/vidp-local-ffmpeg:1",
         ["subnet-1"],

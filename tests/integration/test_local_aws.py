@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 import state_machine
-from pipeline.local import LocalAws, LocalAwsError
+from pipeline.local.aws import LocalAws, LocalAwsError
 from pipeline.local.token_task import token_digest
 from tests.conftest import SIMPLE_SRT, ClipFactory
 

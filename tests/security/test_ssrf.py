@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from pipeline.adapters import http
-from pipeline.errors import HttpUnavailable, InvalidInput, ResponseTooLarge, UnsafeUrl
+from pipeline.failures import HttpUnavailable, InvalidInput, ResponseTooLarge, UnsafeUrl
 
 SWITCH = "VIDP_UNSAFE_ALLOW_LOOPBACK"
 _real_getaddrinfo = socket.getaddrinfo

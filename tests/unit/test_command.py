@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from pipeline.errors import InvalidStyle
+from pipeline.failures import InvalidStyle
 from pipeline.media.command import build_command, output_size, video_filter
 from pipeline.media.style import ass_colour, force_style
 from pipeline.models import AudioStream, EncodeOptions, MediaInfo, SubtitleStyle, VideoStream

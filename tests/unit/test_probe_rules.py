@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from pipeline.config import EngineSettings
-from pipeline.errors import InvalidMedia
+from pipeline.failures import InvalidMedia
 from pipeline.media.probe import describe
 
 SETTINGS = EngineSettings(max_duration_seconds=3600, max_dimension=8192, max_streams=4)

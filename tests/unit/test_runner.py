@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import InvalidMedia, TranscodeFailed, TranscodeTimeout
+from pipeline.failures import InvalidMedia, TranscodeFailed, TranscodeTimeout
 from pipeline.media.runner import classify_failure, parse_progress, run_ffmpeg
 
 

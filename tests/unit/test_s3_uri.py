@@ -6,7 +6,7 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from pipeline.adapters.s3 import S3Uri, storage_error
-from pipeline.errors import InvalidInput, StorageFailed, StorageUnavailable
+from pipeline.failures import InvalidInput, StorageFailed, StorageUnavailable
 
 
 @pytest.mark.parametrize(

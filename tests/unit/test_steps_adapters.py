@@ -7,7 +7,7 @@ import pytest
 from botocore.stub import Stubber
 
 from pipeline.adapters import events, jobs_table
-from pipeline.errors import StorageFailed, StorageUnavailable
+from pipeline.failures import StorageFailed, StorageUnavailable
 from pipeline.models import CallbackDelivery, JobRecord
 from tests.unit.test_steps_support import REGION, TABLE, Aws, client
 

@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 import pytest
 
-from pipeline.errors import InvalidInput, InvalidSubtitles
+from pipeline.failures import InvalidInput, InvalidSubtitles
 from pipeline.models import Job
 from pipeline.steps import HANDLERS
 from tests.unit.test_steps_support import (

@@ -11,7 +11,7 @@ import pytest
 from pydantic import BaseModel
 
 import state_machine
-from pipeline.errors import VidpError
+from pipeline.failures import VidpError
 from pipeline.models import (
     CompletedNotice,
     FailedNotice,

@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from pipeline.errors import InvalidSubtitles, SubtitleFetchFailed, UnsafeUrl
+from pipeline.failures import InvalidSubtitles, SubtitleFetchFailed, UnsafeUrl
 from pipeline.models import Job, SubtitlesFetched
 from pipeline.steps.fetch_subtitles import handler
 from pipeline.steps.settings import step_settings

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.errors import TranscodeFailed
+from pipeline.failures import TranscodeFailed
 from pipeline.models import FinalOutput, Job
 from pipeline.steps.finalise import handler
 from tests.unit.test_steps_support import BUCKET, Aws, claim, encoded, request

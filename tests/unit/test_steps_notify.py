@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from pipeline.adapters import webhooks
-from pipeline.errors import WebhookVerificationFailed
+from pipeline.failures import WebhookVerificationFailed
 from pipeline.models import CallbackDelivery, FailureReport, FinalOutput, Job
 from pipeline.steps.notify import handler
 from tests.unit.test_steps_support import (

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.errors import InvalidInput
+from pipeline.failures import InvalidInput
 from pipeline.models import JobRequest, Validated, video_id_for
 from pipeline.steps.validate_input import handler
 from tests.unit.test_steps_support import BUCKET, EXECUTION, STARTED_AT, Aws, request

@@ -14,7 +14,7 @@ import srt
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.errors import InvalidSubtitles
+from pipeline.failures import InvalidSubtitles
 from pipeline.media.subtitles import WORD_JOINER, CleanSubtitles, sanitize_srt
 
 WJ = WORD_JOINER

@@ -25,7 +25,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from pipeline.adapters import webhooks
-from pipeline.errors import WebhookSecretUnavailable, WebhookVerificationFailed
+from pipeline.failures import WebhookSecretUnavailable, WebhookVerificationFailed
 from pipeline.models import CallbackDelivery
 
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
