@@ -8,11 +8,21 @@ stable error code recorded on the job and sent in the failure callback.
 
 from __future__ import annotations
 
+# Stable codes that are not the code of one error class.
+INTERNAL_ERROR = "INTERNAL_ERROR"
+"""A bug or an error nobody named: the failure's class is not one of ours."""
+INVALID_CONFIG = "INVALID_CONFIG"
+"""The Fargate task's configuration (its environment) can never work."""
+REPORT_FAILED = "REPORT_FAILED"
+"""The Fargate task finished but could not report it to Step Functions."""
+TIMEOUT = "TIMEOUT"
+"""A state ran past its TimeoutSeconds or missed its heartbeat."""
+
 
 class VidpError(Exception):
     """Base of every error the pipeline raises on purpose. ``str(err)`` is one line."""
 
-    code = "INTERNAL_ERROR"
+    code = INTERNAL_ERROR
     retryable = False
 
     def __init__(self, message: str) -> None:
