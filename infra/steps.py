@@ -27,12 +27,10 @@ from infra.nag import (
     acknowledge_s3_grants,
 )
 from pipeline.deployment import INPUT_PREFIXES, VIDEOS_PREFIX, WORK_PREFIX
-from pipeline.steps import HANDLERS
+from pipeline.steps.registry import STEP_MODULES, handler_path
 
 RUNTIME = lambda_.Runtime.PYTHON_3_12  # the bundle's wheels are built for it (bundle_lambda.py)
 SECRET_CODE = Path(__file__).with_name("lambdas") / "webhook_secret.py"
-# Module of each step (HANDLERS' keys are the ASL's ${<Step>FunctionArn} names).
-STEP_MODULES = {step: handler.__module__ for step, handler in HANDLERS.items()}
 
 
 def state_timeouts() -> dict[str, int]:
@@ -41,7 +39,7 @@ def state_timeouts() -> dict[str, int]:
     longest: dict[str, int] = {}
     for state in definition["States"].values():
         resource = state.get("Resource", "")
-        for step in HANDLERS:
+        for step in STEP_MODULES:
             if resource == "${" + step + "FunctionArn}":
                 longest[step] = max(longest.get(step, 0), int(state["TimeoutSeconds"]))
     return longest
@@ -71,7 +69,7 @@ class StepFunctions(Construct):
             "VIDP_WEBHOOK_SECRET_ARN": self.webhook_secret.secret_arn,
         }
         self.functions: dict[str, lambda_.Function] = {}
-        for step, module in STEP_MODULES.items():
+        for step in STEP_MODULES:
             log_group = logs.LogGroup(
                 self,
                 f"{step}Logs",
@@ -84,7 +82,7 @@ class StepFunctions(Construct):
                 function_name=config.name(step),
                 runtime=RUNTIME,
                 architecture=lambda_.Architecture.X86_64,
-                handler=f"{module}.handler",
+                handler=handler_path(step),
                 code=code,
                 memory_size=512,
                 timeout=Duration.seconds(timeouts[step]),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -26,7 +28,10 @@ from infra.nag import (
     acknowledge_s3_grants,
 )
 from infra.steps import RUNTIME
-from pipeline.deployment import INCOMING_PREFIX
+from pipeline.deployment import INCOMING_PREFIX, upload_event_pattern
+
+# The upload starter Lambda: pipeline/starter.py, in the same bundle as the steps.
+STARTER_HANDLER = "pipeline.starter.handler"
 
 
 def dead_letter_queue(scope: Construct, construct_id: str, name: str) -> sqs.Queue:
@@ -46,6 +51,13 @@ def dead_letter_queue(scope: Construct, construct_id: str, name: str) -> sqs.Que
         "its depth is alarmed on, it needs no DLQ of its own.",
     )
     return queue
+
+
+def _event_pattern(pattern: dict[str, Any]) -> events.EventPattern:
+    """``pipeline.deployment``'s pattern (the local AWS's too) as CDK's EventPattern."""
+    return events.EventPattern(
+        source=pattern["source"], detail_type=pattern["detail-type"], detail=pattern["detail"]
+    )
 
 
 class UploadTrigger(Construct):
@@ -74,7 +86,7 @@ class UploadTrigger(Construct):
             function_name=config.name("UploadStarter"),
             runtime=RUNTIME,
             architecture=lambda_.Architecture.X86_64,
-            handler="upload_starter.handler",
+            handler=STARTER_HANDLER,
             code=code,
             memory_size=256,
             timeout=Duration.seconds(30),
@@ -112,14 +124,7 @@ class UploadTrigger(Construct):
             "Uploads",
             rule_name=config.name("uploads"),
             description="S3 uploads under incoming/ start a job",
-            event_pattern=events.EventPattern(
-                source=["aws.s3"],
-                detail_type=["Object Created"],
-                detail={
-                    "bucket": {"name": [bucket.bucket_name]},
-                    "object": {"key": [{"prefix": INCOMING_PREFIX}]},
-                },
-            ),
+            event_pattern=_event_pattern(upload_event_pattern(bucket.bucket_name)),
         )
         self.rule.add_target(
             targets.LambdaFunction(

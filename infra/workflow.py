@@ -14,29 +14,20 @@ import state_machine
 from infra.compute import FfmpegCompute
 from infra.config import DeployConfig, log_retention
 from infra.nag import acknowledge, acknowledge_any_resource, arn_of
-from pipeline.deployment import CONTAINER_NAME
 
 
 def substitutions(
     functions: dict[str, lambda_.IFunction], compute: FfmpegCompute, table: dynamodb.ITable
 ) -> dict[str, str]:
     """A value for every ``${...}`` of the ASL (the same names as the local AWS substitutes)."""
-    known = {
-        "ClusterArn": compute.cluster.cluster_arn,
-        "TaskDefinitionArn": compute.task_definition.task_definition_arn,
-        "SubnetIds": Fn.join(",", compute.subnet_ids),
-        "SecurityGroupIds": compute.security_group.security_group_id,
-        "AssignPublicIp": "DISABLED",
-        "ContainerName": CONTAINER_NAME,
-        "TableName": table.table_name,
-    }
-    values: dict[str, str] = {}
-    for name in sorted(state_machine.placeholders()):
-        if name.endswith("FunctionArn"):
-            values[name] = functions[name.removesuffix("FunctionArn")].function_arn
-        else:
-            values[name] = known[name]  # KeyError: a new placeholder needs a value here
-    return values
+    return state_machine.substitutions(
+        function_arn=lambda step: functions[step].function_arn,
+        cluster_arn=compute.cluster.cluster_arn,
+        task_definition_arn=compute.task_definition.task_definition_arn,
+        subnet_ids=Fn.join(",", compute.subnet_ids),
+        security_group_ids=compute.security_group.security_group_id,
+        table_name=table.table_name,
+    )
 
 
 class Workflow(Construct):

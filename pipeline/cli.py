@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from pipeline import failures
 from pipeline.failures import InvalidInput, VidpError
 from pipeline.models import (
     DEFAULT_CRF,
@@ -144,16 +145,6 @@ def burn(
         console.print(_summary(result), highlight=False)
 
 
-def _invalid_codes() -> set[str]:
-    """Error codes that mean the input can never work: exit status 2."""
-    found, todo = set(), [InvalidInput]
-    while todo:
-        cls = todo.pop()
-        found.add(cls.code)
-        todo.extend(cls.__subclasses__())
-    return found
-
-
 def _is_loopback(url: str | None) -> bool:
     host = (urlsplit(url).hostname or "") if url else ""
     return host in {"localhost", "::1"} or host.startswith("127.")
@@ -223,7 +214,7 @@ def _report(result: RunResult, console: Console, as_json: bool) -> None:
         return
     record = seen.record
     if record is not None and record.error_code:
-        code = EXIT_INVALID if record.error_code in _invalid_codes() else EXIT_FAILED
+        code = EXIT_INVALID if failures.is_invalid_input(record.error_code) else EXIT_FAILED
         where = f" in {record.failed_state}" if record.failed_state else ""
         _fail(f"job failed{where}: {record.error_code}: {record.error_message}", code)
     if result.status == "RUNNING":
@@ -338,7 +329,7 @@ example (AWS CLI; any credentials, e.g. AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCES
 @executions_app.command("list")
 def executions_list(endpoint_url: Annotated[str, ENDPOINT_OPTION] = "http://127.0.0.1:4566") -> None:
     """Executions of the pipeline, newest first."""
-    from pipeline.local.jobs import Endpoint
+    from pipeline.local.clients import Endpoint
 
     remote = Endpoint(endpoint_url)
     listed = remote.client("stepfunctions").list_executions(stateMachineArn=remote.state_machine_arn)
@@ -359,7 +350,8 @@ def executions_show(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """The timeline of one execution (each state, its duration, retries and errors) and its job record."""
-    from pipeline.local.jobs import Endpoint, observe
+    from pipeline.local.clients import Endpoint
+    from pipeline.local.jobs import observe
 
     seen = observe(Endpoint(endpoint_url), execution_arn)
     if as_json:

@@ -12,6 +12,7 @@ Standard library only: ``python app.py`` and a Lambda cold start import it, so i
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 # --- the media bucket ---------------------------------------------------------------------------
 
@@ -25,6 +26,10 @@ VIDEOS_PREFIX = "videos/"
 """Finished outputs, ``videos/{video_id}/{name}_{resolution}.mp4``."""
 INPUT_PREFIXES = (INCOMING_PREFIX, UPLOADS_PREFIX, WORK_PREFIX)
 """Where a job may read its video, subtitles and font from."""
+
+OUTPUT_METADATA_PREFIX = "vidp-"
+"""User metadata (``x-amz-meta-vidp-*``) a final output carries: what it is, and which job wrote it."""
+OUTPUT_JOB_ID = OUTPUT_METADATA_PREFIX + "job-id"
 
 SUBTITLES_NAME = "subtitles.srt"
 OUTPUT_NAME = "output.mp4"
@@ -72,7 +77,7 @@ PROCESSED_EVENT = "VidP Video Processed"
 FAILED_EVENT = "VidP Video Failed"
 
 
-def upload_event_pattern(bucket: str) -> dict[str, object]:
+def upload_event_pattern(bucket: str) -> dict[str, Any]:
     """The EventBridge pattern of uploads that start a job: S3 ``Object Created`` under incoming/."""
     return {
         "source": ["aws.s3"],

@@ -10,7 +10,7 @@ import hashlib
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pipeline import deployment
 
@@ -196,6 +196,15 @@ JobStatus = Literal["processing", "saved", "failed"]
 MAX_METADATA_BYTES = 4096
 
 
+def _metadata_size(value: dict[str, Any]) -> dict[str, Any]:
+    if len(json.dumps(value, separators=(",", ":"), default=str).encode()) > MAX_METADATA_BYTES:
+        raise ValueError(f"metadata is larger than {MAX_METADATA_BYTES} bytes of JSON")
+    return value
+
+
+Metadata = Annotated[dict[str, Any], AfterValidator(_metadata_size)]
+
+
 class VideoSource(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -217,10 +226,27 @@ class SubtitleSource(BaseModel):
         return self
 
 
-class JobRequest(BaseModel):
-    """The execution input: StartExecution, an S3 upload's sidecar, or a reprocessing schedule."""
+class JobLabels(BaseModel):
+    """What a caller attaches to a job and gets back in its callback: ids, callback URL, metadata.
+
+    The request, the job and the failure report carry them; ``labels()`` copies them across.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    callback_url: HttpUrlText | None = None
+    task_id: ExternalId | None = None
+    batch_id: ExternalId | None = None
+    source_video_id: ExternalId | None = None
+    metadata: Metadata = Field(default_factory=dict, description="free, echoed in the callback")
+
+    def labels(self) -> dict[str, Any]:
+        """The label fields as keyword arguments for another model that carries them."""
+        return {name: getattr(self, name) for name in JobLabels.model_fields}
+
+
+class JobRequest(JobLabels):
+    """The execution input: StartExecution, an S3 upload's sidecar, or a reprocessing schedule."""
 
     video: VideoSource
     subtitles: SubtitleSource
@@ -230,19 +256,7 @@ class JobRequest(BaseModel):
     style: SubtitleStyle = SubtitleStyle()
     upscale: bool = False
     quality: bool = False
-    callback_url: HttpUrlText | None = None
-    task_id: ExternalId | None = None
-    batch_id: ExternalId | None = None
-    source_video_id: ExternalId | None = None
     job_id: JobId | None = Field(default=None, description="derived from the request when absent")
-    metadata: dict[str, Any] = Field(default_factory=dict, description="free, echoed in the callback")
-
-    @field_validator("metadata")
-    @classmethod
-    def _metadata_size(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if len(json.dumps(value, separators=(",", ":"), default=str).encode()) > MAX_METADATA_BYTES:
-            raise ValueError(f"metadata is larger than {MAX_METADATA_BYTES} bytes of JSON")
-        return value
 
     @field_validator("style")
     @classmethod
@@ -261,16 +275,41 @@ class JobRequest(BaseModel):
     def resolved_job_id(self) -> str:
         return self.job_id or "job-" + self.idempotency_key()[:32]
 
+    def encode_options(self) -> EncodeOptions:
+        """What the engine is asked to produce (the request names EncodeOptions' fields alike)."""
+        return EncodeOptions(**{name: getattr(self, name) for name in EncodeOptions.model_fields})
+
 
 def video_id_for(job_id: str) -> str:
     """The record key of the video a job produces: deterministic, so retries find the same item."""
     return "vid-" + hashlib.sha256(job_id.encode()).hexdigest()[:24]
 
 
-class Job(BaseModel):
-    """What ValidateInput puts at ``$.job``: every later state reads only this (small) object."""
+class WorkKeys(BaseModel):
+    """The job's work files in the bucket (``work/{job_id}/...``, ``pipeline.deployment``'s layout).
+
+    They travel in the state (``$.job.work``), so the definition reads keys, not the layout.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prefix: str
+    subtitles: str = Field(description="the clean SRT FetchSubtitles writes")
+    output: str = Field(description="the encoded MP4 the task uploads")
+    manifest: str = Field(description="the task's manifest, written after the output")
+
+    @classmethod
+    def of(cls, job_id: str) -> WorkKeys:
+        return cls(
+            prefix=deployment.work_prefix(job_id),
+            subtitles=deployment.work_key(job_id, deployment.SUBTITLES_NAME),
+            output=deployment.work_key(job_id, deployment.OUTPUT_NAME),
+            manifest=deployment.work_key(job_id, deployment.MANIFEST_NAME),
+        )
+
+
+class Job(JobLabels):
+    """What ValidateInput puts at ``$.job``: every later state reads only this (small) object."""
 
     job_id: JobId
     video_id: str
@@ -280,29 +319,34 @@ class Job(BaseModel):
     filename: str = Field(description="the source video's file name, as uploaded")
     subtitles: SubtitleSource
     options: EncodeOptions
-    callback_url: HttpUrlText | None = None
-    task_id: ExternalId | None = None
-    batch_id: ExternalId | None = None
-    source_video_id: ExternalId | None = None
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    work: WorkKeys
     created_at: str
     attempt: int = 1
 
-    @property
-    def work_prefix(self) -> str:
-        return deployment.work_prefix(self.job_id)
+    @model_validator(mode="after")
+    def _work_follows_the_layout(self) -> Job:
+        if self.work != WorkKeys.of(self.job_id):
+            raise ValueError("work keys must be the job's work/{job_id}/ folder")
+        return self
 
-    @property
-    def subtitles_key(self) -> str:
-        return deployment.work_key(self.job_id, deployment.SUBTITLES_NAME)
-
-    @property
-    def output_key(self) -> str:
-        return deployment.work_key(self.job_id, deployment.OUTPUT_NAME)
-
-    @property
-    def manifest_key(self) -> str:
-        return deployment.work_key(self.job_id, deployment.MANIFEST_NAME)
+    @classmethod
+    def from_request(
+        cls, request: JobRequest, *, bucket: str, video_key: str, video_size: int, created_at: str
+    ) -> Job:
+        job_id = request.resolved_job_id()
+        return cls(
+            job_id=job_id,
+            video_id=video_id_for(job_id),
+            bucket=bucket,
+            video_key=video_key,
+            video_size=video_size,
+            filename=video_key.rpartition("/")[2],
+            subtitles=request.subtitles,
+            options=request.encode_options(),
+            work=WorkKeys.of(job_id),
+            created_at=created_at,
+            **request.labels(),
+        )
 
     @property
     def final_key(self) -> str:
@@ -346,15 +390,11 @@ class Failure(BaseModel):
     failed_state: str
 
 
-class FailureReport(Failure):
+class FailureReport(Failure, JobLabels):
     """MarkFailed's result: the failure and what NotifyFailure needs to tell the caller."""
 
     job_id: str | None = None
     video_id: str | None = None
-    task_id: str | None = None
-    batch_id: str | None = None
-    callback_url: str | None = None
-    metadata: dict[str, Any] = Field(default_factory=dict)
 
 
 class CallbackDelivery(BaseModel):
@@ -393,6 +433,52 @@ class JobRecord(BaseModel):
     error_message: str | None = None
     failed_state: str | None = None
     callback: CallbackDelivery | None = None
+
+    @classmethod
+    def new(
+        cls,
+        *,
+        job_id: str,
+        filename: str,
+        status: JobStatus,
+        labels: JobLabels,
+        resolution: str | None,
+        created_at: str,
+        updated_at: str,
+        execution_arn: str,
+        **fields: Any,
+    ) -> JobRecord:
+        """The first record of a job: ValidateInput's claim, or MarkFailed's for a request that
+        never became a job. The record keeps the caller's ids, never its callback URL or metadata."""
+        return cls(
+            video_id=video_id_for(job_id),
+            job_id=job_id,
+            filename=filename,
+            status=status,
+            created_at=created_at,
+            updated_at=updated_at,
+            execution_arn=execution_arn,
+            source_video_id=labels.source_video_id,
+            task_id=labels.task_id,
+            batch_id=labels.batch_id,
+            resolution=resolution,
+            **fields,
+        )
+
+    @classmethod
+    def claimed(cls, job: Job, *, execution_arn: str, now: str) -> JobRecord:
+        """ValidateInput's record: the job is ``processing`` from now on."""
+        return cls.new(
+            job_id=job.job_id,
+            filename=job.filename,
+            status="processing",
+            labels=job,
+            resolution=job.options.resolution,
+            created_at=job.created_at,
+            updated_at=now,
+            execution_arn=execution_arn,
+            progress=0.0,
+        )
 
 
 class FileInfo(BaseModel):

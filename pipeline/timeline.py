@@ -6,15 +6,17 @@ works against the local AWS and against AWS alike.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
 
+from pipeline import failures
+
 _EXECUTION_ENDS = {"ExecutionSucceeded", "ExecutionFailed", "ExecutionTimedOut", "ExecutionAborted"}
 _ATTEMPT_EVENTS = {"TaskScheduled", "LambdaFunctionScheduled"}
+_MAX_CAUSE = 200
 _FAILURE_DETAILS = {
     "TaskFailed": "taskFailedEventDetails",
     "TaskTimedOut": "taskTimedOutEventDetails",
@@ -69,21 +71,11 @@ def build_timeline(events: Sequence[Mapping[str, Any]]) -> list[StateRun]:
             current.attempts += 1
         elif kind in _FAILURE_DETAILS:
             details = event.get(_FAILURE_DETAILS[kind], {})
-            message = f"{details.get('error', kind)}: {_one_line(details.get('cause', ''))}".rstrip(": ")
+            cause = failures.one_line(failures.cause_text(details.get("cause")), _MAX_CAUSE)
+            message = f"{details.get('error', kind)}: {cause}".rstrip(": ")
             if current is not None:
                 current.errors.append(message)
     # A state still open when the execution ended (failed, timed out, aborted) ended with it.
     if current is not None and current.ended is None and events and events[-1]["type"] in _EXECUTION_ENDS:
         current.ended = events[-1]["timestamp"]
     return runs
-
-
-def _one_line(cause: str) -> str:
-    """The useful part of a Cause: a Lambda error's message, else the text itself, on one line."""
-    try:
-        parsed = json.loads(cause)
-    except (TypeError, ValueError):
-        parsed = None
-    if isinstance(parsed, dict) and "errorMessage" in parsed:
-        cause = str(parsed["errorMessage"])
-    return " ".join(str(cause).split())[:200]

@@ -29,11 +29,9 @@ BUNDLE_FORMAT = "2"  # bump when the way dependencies are installed changes
 # In the Lambda runtime already (boto3) or only for the `vidp` CLI (typer, rich).
 NOT_BUNDLED = {"boto3", "typer", "rich"}
 SDIST_ONLY = {"srt"}
-# Not needed by a Lambda: the embedded local AWS (moto) except the upload starter's sidecar
-# logic, the CLI, and sample media.
-CODE_EXCLUDES = ("__pycache__", "*.pyc", "samples", "cli.py")
-LOCAL_MODULES_KEPT = ("__init__.py", "uploads.py")
-STARTER_SOURCE = ROOT / "infra" / "lambdas" / "upload_starter.py"
+# Not needed by a Lambda: the embedded local AWS (moto), the CLI, and sample media.
+CODE_EXCLUDES = ("__pycache__", "*.pyc", "cli.py")
+EXCLUDED_PACKAGES = {"local", "samples", "__pycache__"}
 
 
 def runtime_requirements() -> list[str]:
@@ -48,14 +46,12 @@ def runtime_requirements() -> list[str]:
 
 
 def _code_files() -> list[Path]:
-    files = [STARTER_SOURCE]
+    files = []
     for path in sorted((ROOT / "pipeline").rglob("*")):
         relative = path.relative_to(ROOT / "pipeline")
         if path.is_dir() or any(relative.match(pattern) for pattern in CODE_EXCLUDES):
             continue
-        if relative.parts[0] in {"samples", "__pycache__"} or path.suffix == ".pyc":
-            continue
-        if relative.parts[0] == "local" and relative.name not in LOCAL_MODULES_KEPT:
+        if relative.parts[0] in EXCLUDED_PACKAGES or path.suffix == ".pyc":
             continue
         files.append(path)
     return files
@@ -124,8 +120,7 @@ def _install_dependencies(directory: Path) -> None:
 def _copy_code(directory: Path) -> None:
     shutil.rmtree(directory / "pipeline", ignore_errors=True)
     for source in _code_files():
-        # The starter is a top-level module of the bundle (handler upload_starter.handler).
-        target = directory / (source.name if source == STARTER_SOURCE else source.relative_to(ROOT))
+        target = directory / source.relative_to(ROOT)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, target)
 

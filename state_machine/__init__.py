@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+
+from pipeline.deployment import CONTAINER_NAME
 
 DEFINITION_PATH = Path(__file__).with_name("pipeline.asl.json")
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z][A-Za-z0-9]*)\}")
@@ -24,6 +26,39 @@ def template() -> str:
 def placeholders(text: str | None = None) -> set[str]:
     """The placeholder names a rendering must substitute."""
     return set(_PLACEHOLDER.findall(template() if text is None else text))
+
+
+def substitutions(
+    *,
+    function_arn: Callable[[str], str],
+    cluster_arn: str,
+    task_definition_arn: str,
+    subnet_ids: str,
+    security_group_ids: str,
+    table_name: str,
+) -> dict[str, str]:
+    """A value for every placeholder, from the deployment's resources (CDK tokens or local ARNs).
+
+    ``${<Step>FunctionArn}`` gets ``function_arn(<Step>)``; ``subnet_ids`` and
+    ``security_group_ids`` are comma-separated (the definition splits them). A new placeholder
+    needs a value here, else this raises KeyError naming it.
+    """
+    known = {
+        "ClusterArn": cluster_arn,
+        "TaskDefinitionArn": task_definition_arn,
+        "SubnetIds": subnet_ids,
+        "SecurityGroupIds": security_group_ids,
+        "AssignPublicIp": "DISABLED",
+        "ContainerName": CONTAINER_NAME,
+        "TableName": table_name,
+    }
+    values: dict[str, str] = {}
+    for name in sorted(placeholders()):
+        if name.endswith("FunctionArn"):
+            values[name] = function_arn(name.removesuffix("FunctionArn"))
+        else:
+            values[name] = known[name]
+    return values
 
 
 def render(substitutions: Mapping[str, str]) -> str:

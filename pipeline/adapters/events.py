@@ -15,9 +15,9 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from pipeline.deployment import EVENT_SOURCE
 from pipeline.failures import StorageFailed, StorageUnavailable
 
-SOURCE = "vidp.pipeline"
 _TRANSIENT_CODES = {"ThrottlingException", "InternalException", "InternalFailure", "ServiceUnavailable"}
 
 
@@ -28,21 +28,13 @@ def events_client() -> Any:  # no type stubs for EventBridge are installed
     return boto3.client("events", config=config)
 
 
-def _bus(bus: str | None) -> str:
-    if bus is not None:
-        return bus
-    from pipeline.steps.settings import step_settings  # here: the steps import this module
-
-    return step_settings().event_bus_name
-
-
-def put_event(detail_type: str, detail: dict[str, Any], *, bus: str | None = None, client: Any = None) -> str:
-    """Put one event with source ``vidp.pipeline`` on the bus (default ``VIDP_EVENT_BUS_NAME``); its id."""
+def put_event(detail_type: str, detail: dict[str, Any], *, bus: str, client: Any = None) -> str:
+    """Put one event with source ``vidp.pipeline`` on the bus named ``bus``; return its id."""
     entry = {
-        "Source": SOURCE,
+        "Source": EVENT_SOURCE,
         "DetailType": detail_type,
         "Detail": json.dumps(detail, ensure_ascii=False, separators=(",", ":")),
-        "EventBusName": _bus(bus),
+        "EventBusName": bus,
     }
     try:
         answer = (client or events_client()).put_events(Entries=[entry])

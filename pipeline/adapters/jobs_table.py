@@ -5,8 +5,8 @@ Errors are translated once, here: throttling, 5xx and connection failures -> ``S
 (retryable); a failed condition -> a ``False`` return where a function says so; anything else
 (missing table, access denied, a malformed request) -> ``StorageFailed``.
 
-Every function takes the table name and a client optionally; by default the table is
-``VIDP_TABLE_NAME`` (``StepSettings.table_name``) and the client is built on first use.
+Every function takes the table's name (the caller's configuration knows it) and, optionally, a
+client; without one it uses a client built on first use.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from pipeline.deployment import TABLE_KEY
 from pipeline.failures import StorageFailed, StorageUnavailable, VidpError
 from pipeline.models import CallbackDelivery, JobRecord
 
@@ -44,15 +45,6 @@ def dynamodb_client() -> Any:  # no type stubs for DynamoDB are installed
     """The shared DynamoDB client, built on first use."""
     config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=10)
     return boto3.client("dynamodb", config=config)
-
-
-def _table(table: str | None) -> str:
-    if table is not None:
-        return table
-    # Imported here: the steps package imports this adapter, not the other way round at load time.
-    from pipeline.steps.settings import step_settings
-
-    return step_settings().table_name
 
 
 def timestamp(moment: datetime) -> str:
@@ -97,24 +89,24 @@ def _record_item(record: JobRecord) -> dict[str, Any]:
 # --- operations -------------------------------------------------------------------------------
 
 
-def create_processing(record: JobRecord, *, table: str | None = None, client: Any = None) -> bool:
+def create_processing(record: JobRecord, *, table: str, client: Any = None) -> bool:
     """Put a new ``processing`` record; False if the video already has one (a duplicate request)."""
     return _put_new(record, table=table, client=client)
 
 
-def put_failed(record: JobRecord, *, table: str | None = None, client: Any = None) -> bool:
+def put_failed(record: JobRecord, *, table: str, client: Any = None) -> bool:
     """Put a ``failed`` record for a request that failed before it had one; False if one exists."""
     if record.status != "failed":
         raise ValueError("put_failed needs a record with status 'failed'")
     return _put_new(record, table=table, client=client)
 
 
-def _put_new(record: JobRecord, *, table: str | None, client: Any) -> bool:
+def _put_new(record: JobRecord, *, table: str, client: Any) -> bool:
     try:
         (client or dynamodb_client()).put_item(
-            TableName=_table(table),
+            TableName=table,
             Item=_record_item(record),
-            ConditionExpression="attribute_not_exists(video_id)",
+            ConditionExpression=f"attribute_not_exists({TABLE_KEY})",
         )
     except ClientError as err:
         if _code(err) == _CONDITION_FAILED:
@@ -125,11 +117,11 @@ def _put_new(record: JobRecord, *, table: str | None, client: Any) -> bool:
     return True
 
 
-def get(video_id: str, *, table: str | None = None, client: Any = None) -> JobRecord | None:
+def get(video_id: str, *, table: str, client: Any = None) -> JobRecord | None:
     """The record of a video (a strongly consistent read), or None."""
     try:
         answer = (client or dynamodb_client()).get_item(
-            TableName=_table(table), Key={"video_id": {"S": video_id}}, ConsistentRead=True
+            TableName=table, Key={TABLE_KEY: {"S": video_id}}, ConsistentRead=True
         )
     except (ClientError, BotoCoreError) as err:
         raise _error(err, f"get {video_id}") from None
@@ -145,27 +137,22 @@ def mark_failed(
     error_message: str,
     failed_state: str,
     now: str,
-    table: str | None = None,
+    table: str,
     client: Any = None,
 ) -> bool:
     """processing -> failed for this job; False if the record is not (or no longer) processing it."""
-    return _update(
-        video_id,
+    update = (
         "SET #status = :failed, error_code = :code, error_message = :message, "
-        "failed_state = :state, updated_at = :now",
-        "#status = :processing AND job_id = :job",
-        {
-            ":failed": "failed",
-            ":processing": "processing",
-            ":job": job_id,
-            ":code": error_code,
-            ":message": error_message,
-            ":state": failed_state,
-            ":now": now,
-        },
-        table=table,
-        client=client,
+        "failed_state = :state, updated_at = :now"
     )
+    values = {
+        ":failed": "failed",
+        ":code": error_code,
+        ":message": error_message,
+        ":state": failed_state,
+        ":now": now,
+    }
+    return _update_processing(video_id, job_id, update, values, table=table, client=client)
 
 
 def set_progress(
@@ -174,23 +161,23 @@ def set_progress(
     percent: float,
     *,
     now: str | None = None,
-    table: str | None = None,
+    table: str,
     client: Any = None,
 ) -> bool:
     """Record encoding progress (0-100); False if the job is no longer processing."""
-    return _update(
-        video_id,
-        "SET progress = :progress, updated_at = :now",
-        "#status = :processing AND job_id = :job",
-        {
-            ":progress": round(min(100.0, max(0.0, percent)), 1),
-            ":processing": "processing",
-            ":job": job_id,
-            ":now": now or now_iso(),
-        },
-        table=table,
-        client=client,
+    values = {":progress": round(min(100.0, max(0.0, percent)), 1), ":now": now or now_iso()}
+    return _update_processing(
+        video_id, job_id, "SET progress = :progress, updated_at = :now", values, table=table, client=client
     )
+
+
+def _update_processing(
+    video_id: str, job_id: str, update: str, values: dict[str, Any], *, table: str, client: Any
+) -> bool:
+    """``_update`` on condition that the record is still ``processing`` this very job."""
+    condition = "#status = :processing AND job_id = :job"
+    values = {**values, ":processing": "processing", ":job": job_id}
+    return _update(video_id, update, condition, values, table=table, client=client)
 
 
 def record_callback(
@@ -198,14 +185,14 @@ def record_callback(
     delivery: CallbackDelivery,
     *,
     now: str | None = None,
-    table: str | None = None,
+    table: str,
     client: Any = None,
 ) -> bool:
     """Record how the callback went, whatever the status; False if the video has no record."""
     return _update(
         video_id,
         "SET callback = :callback, updated_at = :now",
-        "attribute_exists(video_id)",
+        f"attribute_exists({TABLE_KEY})",
         {":callback": delivery.model_dump(mode="json", exclude_none=True), ":now": now or now_iso()},
         table=table,
         client=client,
@@ -218,13 +205,13 @@ def _update(
     condition: str,
     values: dict[str, Any],
     *,
-    table: str | None,
+    table: str,
     client: Any,
 ) -> bool:
     names = {"#status": "status"} if "#status" in update + condition else None
     request: dict[str, Any] = {
-        "TableName": _table(table),
-        "Key": {"video_id": {"S": video_id}},
+        "TableName": table,
+        "Key": {TABLE_KEY: {"S": video_id}},
         "UpdateExpression": update,
         "ConditionExpression": condition,
         "ExpressionAttributeValues": to_item(values),

@@ -1,9 +1,10 @@
 """``LocalAws``: the embedded AWS on 127.0.0.1 that runs the real state machine on one machine.
 
 A moto server in this process, with its Step Functions interpreter enabled, the resources of
-the CDK stack (``resources.py``), Lambda steps run in-process (``workarounds``), the ECS task run
-as a local subprocess (``ecs_runner``) and uploads under ``incoming/`` starting executions
-(``uploads``). boto3 or the AWS CLI reach it with ``--endpoint-url`` / ``AWS_ENDPOINT_URL``.
+the CDK stack (``resources.py``), Lambda steps run in-process (``lambdas``, reached through a moto
+workaround), the ECS task run as a local subprocess (``ecs_runner``) and uploads under
+``incoming/`` starting executions (``uploads``). boto3 or the AWS CLI reach it with
+``--endpoint-url`` / ``AWS_ENDPOINT_URL``.
 
 moto keeps its state in process-wide backends and the interpreter reads ``MOTO_PORT`` from the
 environment, so one ``LocalAws`` runs per process at a time.
@@ -12,7 +13,6 @@ environment, so one ``LocalAws`` runs per process at a time.
 from __future__ import annotations
 
 import base64
-import importlib
 import json
 import logging
 import os
@@ -26,12 +26,11 @@ from functools import _lru_cache_wrapper
 from types import TracebackType
 from typing import Any, Self
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import ClientError
 from moto.server import ThreadedMotoServer
 
-from pipeline.local import workarounds
+from pipeline.local import lambdas, workarounds
+from pipeline.local.clients import FAKE_ACCESS_KEY, FAKE_SECRET_KEY, make_client
 from pipeline.local.ecs_runner import EcsRunner
 from pipeline.local.resources import (
     ACCOUNT,
@@ -42,14 +41,13 @@ from pipeline.local.resources import (
     register_task_definition,
 )
 from pipeline.local.uploads import UploadStarter
-from pipeline.local.workarounds import Handler
 from pipeline.models import JobRequest
+from pipeline.starter import Starter
+from pipeline.steps.registry import Handler
 
 log = logging.getLogger(__name__)
 
 START_TIMEOUT_SECONDS = 15.0
-FAKE_ACCESS_KEY = "testing"
-FAKE_SECRET_KEY = "testing"  # noqa: S105 - moto accepts any credentials; these reach nothing real
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
 _QUIET_LOGGERS = {
     "werkzeug": logging.WARNING,
@@ -72,9 +70,10 @@ def webhook_secret() -> str:
 class LocalAws:
     """The local AWS: ``with LocalAws() as aws: aws.start_job(request)``.
 
-    ``handlers``: step name -> Lambda handler, default ``pipeline.steps.HANDLERS`` (imported at
-    the first invocation). ``allow_loopback`` sets ``VIDP_UNSAFE_ALLOW_LOOPBACK=1`` for the steps
-    and the task (127.0.0.1 callbacks and SRT servers in tests and demos), off by default.
+    ``handlers``: step name -> Lambda handler, default the pipeline's steps
+    (``pipeline.steps.registry``, each imported at its first invocation). ``allow_loopback`` sets
+    ``VIDP_UNSAFE_ALLOW_LOOPBACK=1`` for the steps and the task (127.0.0.1 callbacks and SRT
+    servers in tests and demos), off by default.
     ``export_env`` puts ``env()`` into ``os.environ`` while running: the in-process Lambda
     handlers read their configuration from there, as on AWS.
     """
@@ -136,9 +135,13 @@ class LocalAws:
                 if not self.allow_loopback:  # the test/demo switch is off unless asked for
                     self._unset_environment("VIDP_UNSAFE_ALLOW_LOOPBACK")
             if self.ecs_runner is not None:
-                self.ecs_runner.start()
+                self.ecs_runner.start(cluster_arn=self.deployed.cluster_arn, environment=self.container_env())
             if self.uploads is not None:
-                self.uploads.start()
+                self.uploads.start(
+                    queue_url=self.deployed.uploads_queue_url,
+                    bucket=self.bucket,
+                    state_machine_arn=self.state_machine_arn,
+                )
         except BaseException:
             self.stop()
             raise
@@ -272,6 +275,11 @@ class LocalAws:
             "AWS_EC2_METADATA_DISABLED": "true",
         }
 
+    def container_env(self) -> dict[str, str]:
+        """What every local container gets from this AWS: endpoint, fake credentials, the test switch."""
+        extra = {"VIDP_UNSAFE_ALLOW_LOOPBACK": "1"} if self.allow_loopback else {}
+        return {**self.aws_env(), **extra}
+
     def env(self) -> dict[str, str]:
         """The ``VIDP_*`` and ``AWS_*`` variables the steps, the task and the CLI need."""
         variables = {
@@ -315,23 +323,13 @@ class LocalAws:
 
     def _client(self, service: str) -> Any:
         if service not in self._clients:
-            self._clients[service] = boto3.client(
-                service,  # type: ignore[call-overload]
-                endpoint_url=self.endpoint_url,
-                region_name=REGION,
-                aws_access_key_id=FAKE_ACCESS_KEY,
-                aws_secret_access_key=FAKE_SECRET_KEY,
-                config=Config(retries={"mode": "standard", "max_attempts": 3}),
-            )
+            self._clients[service] = make_client(self.endpoint_url, service)
         return self._clients[service]
 
     # --- Lambda handlers ---------------------------------------------------------------------
 
     def _lookup(self, function: str) -> Handler | None:
-        handlers = self._handlers
-        if handlers is None:
-            handlers = importlib.import_module("pipeline.steps").HANDLERS
-        return workarounds.handler_lookup(handlers, self.names.function_prefix)(function)
+        return lambdas.handler_lookup(self.names.function_prefix, self._handlers)(function)
 
     # --- more resources (tests and demos) ---------------------------------------------------
 
@@ -370,39 +368,18 @@ class LocalAws:
         return arn
 
     def start_job(self, request: JobRequest | Mapping[str, Any]) -> str:
-        """Start the pipeline for a JobRequest; the execution is named by its job id (idempotent).
-
-        A second start of the same request returns the first execution's ARN (AWS does that
-        while it runs; after it closed AWS says ExecutionAlreadyExists: the job exists).
-        """
+        """Start the pipeline for a JobRequest (``pipeline.starter``: named by its job id, so the
+        same request twice is one execution); return the execution's ARN."""
         job = request if isinstance(request, JobRequest) else JobRequest.model_validate(request)
-        name = job.resolved_job_id()
-        payload = job.model_dump(mode="json", exclude_none=True)
-        payload["job_id"] = name
-        return self.start_execution(payload, name=name)
+        return Starter(self.state_machine_arn, client=self.client("stepfunctions")).start(job).execution_arn
 
     def start_execution(
         self, payload: Mapping[str, Any], *, name: str, state_machine_arn: str | None = None
     ) -> str:
-        """StartExecution (always named: moto gives ``:None`` ARNs without a name).
-
-        The same name and input again gives the existing execution (running or not); the same
-        name with another input raises ExecutionAlreadyExists.
-        """
-        machine = state_machine_arn or self.state_machine_arn
-        sfn = self.client("stepfunctions")
-        try:
-            started = sfn.start_execution(stateMachineArn=machine, name=name, input=json.dumps(payload))
-        except ClientError as err:
-            if err.response["Error"]["Code"] != "ExecutionAlreadyExists":
-                raise
-            arn = machine.replace(":stateMachine:", ":execution:") + f":{name}"
-            existing = sfn.describe_execution(executionArn=arn)
-            if json.loads(existing["input"]) != json.loads(json.dumps(payload)):
-                raise  # the name is taken by another input: not the same job
-            return arn
-        arn_started: str = started["executionArn"]
-        return arn_started
+        """StartExecution (always named: moto gives ``:None`` ARNs without a name) of the pipeline
+        or another state machine; the same name and input again gives the existing execution."""
+        starter = Starter(state_machine_arn or self.state_machine_arn, client=self.client("stepfunctions"))
+        return starter.start_execution(payload, name=name).execution_arn
 
     def wait(self, execution_arn: str, timeout: float = 60.0) -> dict[str, Any]:
         """DescribeExecution once the execution has ended; LocalAwsError after ``timeout`` s."""

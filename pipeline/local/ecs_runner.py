@@ -23,16 +23,15 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline.deployment import CONTAINER_NAME
-
-if TYPE_CHECKING:
-    from pipeline.local.aws import LocalAws
+from pipeline.local.clients import Clients
 
 log = logging.getLogger(__name__)
 
@@ -121,9 +120,11 @@ class EcsRunner:
     """The background thread running our cluster's RUNNING tasks as local subprocesses."""
 
     def __init__(
-        self, aws: LocalAws, *, poll_seconds: float = 0.05, max_concurrent: int | None = None
+        self, clients: Clients, *, poll_seconds: float = 0.05, max_concurrent: int | None = None
     ) -> None:
-        self._aws = aws
+        self._clients = clients
+        self._cluster_arn = ""
+        self._environment: dict[str, str] = {}
         self._poll_seconds = poll_seconds
         self._slots = threading.BoundedSemaphore(max_concurrent or max(1, os.cpu_count() or 1))
         self._stopping = threading.Event()
@@ -139,7 +140,10 @@ class EcsRunner:
 
     # --- control --------------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, *, cluster_arn: str, environment: Mapping[str, str]) -> None:
+        """Run the tasks of ``cluster_arn``; ``environment`` reaches every container (the local
+        AWS's endpoint and credentials), under the task definition's and overrides' values."""
+        self._cluster_arn, self._environment = cluster_arn, dict(environment)
         self._stopping.clear()
         self._thread = threading.Thread(target=self._poll_loop, name="local-ecs-runner", daemon=True)
         self._thread.start()
@@ -198,8 +202,8 @@ class EcsRunner:
             self._stopping.wait(self._poll_seconds)
 
     def _poll_once(self) -> None:
-        ecs = self._aws.client("ecs")
-        cluster = self._aws.deployed.cluster_arn
+        ecs = self._clients.client("ecs")
+        cluster = self._cluster_arn
         running = set(ecs.list_tasks(cluster=cluster, desiredStatus="RUNNING")["taskArns"])
         self._stop_tasks_stopped_through_the_api(running)
         new = sorted(running - self._seen)
@@ -223,7 +227,7 @@ class EcsRunner:
 
     def _definition(self, arn: str) -> dict[str, Any]:
         if arn not in self._definitions:
-            got = self._aws.client("ecs").describe_task_definition(taskDefinition=arn)
+            got = self._clients.client("ecs").describe_task_definition(taskDefinition=arn)
             self._definitions[arn] = got["taskDefinition"]
         return self._definitions[arn]
 
@@ -262,8 +266,7 @@ class EcsRunner:
         base = {
             k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "VIDP_", "MOTO_", "TEST_SERVER"))
         }
-        extra = {"VIDP_UNSAFE_ALLOW_LOOPBACK": "1"} if self._aws.allow_loopback else {}
-        return {**base, **self._aws.aws_env(), **extra, **task_env, "PYTHONUNBUFFERED": "1"}
+        return {**base, **self._environment, **task_env, "PYTHONUNBUFFERED": "1"}
 
     def _run(self, run: TaskRun, task_env: dict[str, str], kill_after: float) -> None:
         with self._slots:  # Fargate capacity: tasks beyond it wait, RUNNING, like PROVISIONING ones
@@ -312,7 +315,7 @@ class EcsRunner:
 
     def _stop_task(self, arn: str, reason: str) -> None:
         try:
-            self._aws.client("ecs").stop_task(cluster=self._aws.deployed.cluster_arn, task=arn, reason=reason)
+            self._clients.client("ecs").stop_task(cluster=self._cluster_arn, task=arn, reason=reason)
         except (ClientError, BotoCoreError, OSError) as err:
             if not self._stopping.is_set():
                 log.warning("local ECS runner: StopTask %s failed: %s", arn, err)

@@ -1,8 +1,8 @@
 """A job on the local AWS as a user sees it on AWS: upload, start, watch, collect.
 
 ``vidp run`` and ``vidp executions`` are thin shells over these functions; they need only a
-boto3 client factory, so they work on ``LocalAws`` in this process and on a ``vidp local up``
-server in another one (``Endpoint``).
+``Deployment`` (boto3 clients and the resource names), so they work on ``LocalAws`` in this
+process and on a ``vidp local up`` server in another one (``clients.Endpoint``).
 """
 
 from __future__ import annotations
@@ -10,68 +10,17 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from decimal import Decimal
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
-import boto3
-from boto3.dynamodb.types import TypeDeserializer
-from botocore.config import Config
-
-from pipeline.local.resources import ACCOUNT, REGION, LocalNames
-from pipeline.models import JobRecord
+from pipeline.adapters import jobs_table
+from pipeline.local.clients import Deployment
+from pipeline.models import JobRecord, JobRequest, video_id_for
+from pipeline.starter import Starter
 from pipeline.timeline import StateRun, build_timeline
 
-if TYPE_CHECKING:
-    from pipeline.local.aws import LocalAws
-
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
-
-
-class Clients(Protocol):
-    """What these functions need: ``pipeline.local.aws.LocalAws`` or an ``Endpoint``."""
-
-    @property
-    def bucket(self) -> str: ...
-
-    @property
-    def table_name(self) -> str: ...
-
-    @property
-    def state_machine_arn(self) -> str: ...
-
-    def client(self, service: str) -> Any: ...
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """A local AWS running in another process (``vidp local up``), reached by its URL."""
-
-    url: str
-    names: LocalNames = field(default_factory=LocalNames)
-
-    @property
-    def bucket(self) -> str:
-        return self.names.bucket
-
-    @property
-    def table_name(self) -> str:
-        return self.names.table
-
-    @property
-    def state_machine_arn(self) -> str:
-        return f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{self.names.state_machine}"
-
-    def client(self, service: str) -> Any:
-        return boto3.client(
-            service,  # type: ignore[call-overload]
-            endpoint_url=self.url,
-            region_name=REGION,
-            aws_access_key_id="local",
-            aws_secret_access_key="local",  # noqa: S106 - the local AWS accepts any credentials
-            config=Config(retries={"max_attempts": 2}),
-        )
 
 
 @dataclass
@@ -94,7 +43,7 @@ class Observation:
         return self.status in TERMINAL
 
 
-def upload_inputs(aws: Clients, video: Path, srt: str) -> tuple[str, dict[str, str]]:
+def upload_inputs(aws: Deployment, video: Path, srt: str) -> tuple[str, dict[str, str]]:
     """Upload the video (and the SRT when it is a file) under ``uploads/``.
 
     Returns the video's s3:// URI and the JobRequest ``subtitles`` object (URL or s3://).
@@ -111,7 +60,7 @@ def upload_inputs(aws: Clients, video: Path, srt: str) -> tuple[str, dict[str, s
     return f"s3://{aws.bucket}/{video_key}", {"s3_uri": f"s3://{aws.bucket}/{srt_key}"}
 
 
-def history(aws: Clients, execution_arn: str) -> list[dict[str, Any]]:
+def history(aws: Deployment, execution_arn: str) -> list[dict[str, Any]]:
     """Every GetExecutionHistory event, oldest first."""
     sfn = aws.client("stepfunctions")
     events: list[dict[str, Any]] = []
@@ -124,7 +73,7 @@ def history(aws: Clients, execution_arn: str) -> list[dict[str, Any]]:
         kwargs["nextToken"] = page["nextToken"]
 
 
-def observe(aws: Clients, execution_arn: str) -> Observation:
+def observe(aws: Deployment, execution_arn: str) -> Observation:
     """Status, timeline and job record of an execution, as of now."""
     described = aws.client("stepfunctions").describe_execution(executionArn=execution_arn)
     return Observation(
@@ -138,7 +87,7 @@ def observe(aws: Clients, execution_arn: str) -> Observation:
 
 
 def follow(
-    aws: Clients,
+    aws: Deployment,
     execution_arn: str,
     *,
     timeout: float,
@@ -156,10 +105,8 @@ def follow(
         time.sleep(interval)
 
 
-def record_of_execution(aws: Clients, described: dict[str, Any]) -> JobRecord | None:
-    """The job record an execution wrote: looked up by its execution ARN's job id."""
-    from pipeline.models import JobRequest, video_id_for
-
+def record_of_execution(aws: Deployment, described: dict[str, Any]) -> JobRecord | None:
+    """The job record an execution wrote: looked up by its execution input's job id."""
     try:
         request = JobRequest.model_validate_json(described["input"])
     except ValueError:
@@ -167,33 +114,17 @@ def record_of_execution(aws: Clients, described: dict[str, Any]) -> JobRecord | 
     return read_record(aws, video_id_for(request.resolved_job_id()))
 
 
-def read_record(aws: Clients, video_id: str) -> JobRecord | None:
+def read_record(aws: Deployment, video_id: str) -> JobRecord | None:
     """The job record as DynamoDB holds it, or None."""
-    got = aws.client("dynamodb").get_item(TableName=aws.table_name, Key={"video_id": {"S": video_id}})
-    if "Item" not in got:
-        return None
-    deserializer = TypeDeserializer()
-    plain = {key: _plain(deserializer.deserialize(value)) for key, value in got["Item"].items()}
-    return JobRecord.model_validate(plain)
+    return jobs_table.get(video_id, table=aws.table_name, client=aws.client("dynamodb"))
 
 
-def download(aws: Clients, s3_uri: str, target: Path) -> Path:
+def download(aws: Deployment, s3_uri: str, target: Path) -> Path:
     """Copy an object of the local bucket to a local file."""
     bucket, _, key = s3_uri.removeprefix("s3://").partition("/")
     target.parent.mkdir(parents=True, exist_ok=True)
     aws.client("s3").download_file(bucket, key, str(target))
     return target
-
-
-def _plain(value: Any) -> Any:
-    """DynamoDB Decimals as int/float, recursively."""
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    return value
 
 
 def _digest(path: Path) -> str:
@@ -233,7 +164,7 @@ class RunResult:
 
 
 def run_job(
-    aws: LocalAws,
+    aws: Deployment,
     request_fields: dict[str, Any],
     video: Path,
     srt: str,
@@ -243,13 +174,12 @@ def run_job(
     on_update: Callable[[Observation], None] | None = None,
 ) -> RunResult:
     """Upload the inputs, start the pipeline for them, follow it, and fetch the output if saved."""
-    from pipeline.models import JobRequest, video_id_for
-
     video_uri, subtitles = upload_inputs(aws, video, srt)
     request = JobRequest.model_validate(
         {**request_fields, "video": {"s3_uri": video_uri}, "subtitles": subtitles}
     )
-    execution_arn = aws.start_job(request)
+    starter = Starter(aws.state_machine_arn, client=aws.client("stepfunctions"))
+    execution_arn = starter.start(request).execution_arn
     seen = follow(aws, execution_arn, timeout=timeout, on_update=on_update)
     output_path = None
     if seen.status == "SUCCEEDED" and seen.record is not None and seen.record.s3_uri:

@@ -78,32 +78,23 @@ def substitutions_for(
     """The values of every ``${...}`` in the definition, for the local deployment.
 
     Every ``<Step>FunctionArn`` placeholder gets ``arn:...:function:vidp-local-<Step>``, so a new
-    Lambda step in the ASL needs a handler in ``pipeline.steps.HANDLERS`` and nothing here.
+    Lambda step in the ASL needs a module in ``pipeline.steps.registry`` and nothing here.
     """
-    known = {
-        "ClusterArn": cluster_arn,
-        "TaskDefinitionArn": task_definition_arn,
-        "SubnetIds": ",".join(subnets),
-        "SecurityGroupIds": ",".join(groups),
-        "AssignPublicIp": "DISABLED",
-        "ContainerName": CONTAINER_NAME,
-        "TableName": names.table,
-        "BucketName": names.bucket,
-        "EventBusName": names.event_bus,
-    }
-    values: dict[str, str] = {}
-    for name in state_machine.placeholders():
-        if name.endswith("FunctionArn"):
-            values[name] = names.function_arn(name.removesuffix("FunctionArn"))
-        elif name in known:
-            values[name] = known[name]
-    return values  # render() names any placeholder left without a value
+    return state_machine.substitutions(
+        function_arn=names.function_arn,
+        cluster_arn=cluster_arn,
+        task_definition_arn=task_definition_arn,
+        subnet_ids=",".join(subnets),
+        security_group_ids=",".join(groups),
+        table_name=names.table,
+    )
 
 
-def create_table(dynamodb: Any, names: Names) -> None:
+def create_table(dynamodb: Any, name: str) -> None:
+    """The jobs table: pk ``video_id`` and the GSIs of ``pipeline.deployment``, as the CDK stack makes it."""
     keys = {TABLE_KEY} | {k for _, pk, sk in TABLE_INDEXES for k in (pk, sk) if k}
     dynamodb.create_table(
-        TableName=names.table,
+        TableName=name,
         BillingMode="PAY_PER_REQUEST",
         KeySchema=[{"AttributeName": TABLE_KEY, "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in sorted(keys)],
@@ -205,7 +196,7 @@ def create_bucket(s3: Any, names: Names) -> None:
 def create_all(clients: Any, names: LocalNames, task_environment: dict[str, str]) -> Deployed:
     """Create every resource; ``clients(service)`` gives a boto3 client for the local endpoint."""
     create_bucket(clients("s3"), names)
-    create_table(clients("dynamodb"), names)
+    create_table(clients("dynamodb"), names.table)
     events_url, uploads_url = create_event_plumbing(clients("events"), clients("sqs"), names)
     subnets, groups = create_network(clients("ec2"))
     ecs = clients("ecs")

@@ -15,14 +15,10 @@ from __future__ import annotations
 
 import datetime
 import io
-import json
 import os
 import threading
-import traceback
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, cast
 
@@ -56,15 +52,12 @@ from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 from moto.stepfunctions.responses import StepFunctionResponse
 
+from pipeline.local import lambdas
+from pipeline.local.lambdas import HandlerLookup
+
 ResourceCondition = resource.ResourceCondition
 StateTaskServiceCallback = state_task_service_callback.StateTaskServiceCallback
 StateTaskServiceEcs = state_task_service_ecs.StateTaskServiceEcs
-
-Handler = Callable[[dict[str, Any], Any], Any]
-"""A Lambda handler: ``handler(event, context) -> JSON-serialisable result``."""
-
-HandlerLookup = Callable[[str], Handler | None]
-"""Function name or ARN -> the handler that runs in-process, or None: not ours."""
 
 _lock = threading.RLock()
 _INHERITED = object()  # the class had no method of its own: the patch is deleted to undo it
@@ -335,57 +328,8 @@ def interpreter_calls_port_5000(port: int) -> None:
 # --- 8. Lambda tasks need Docker ----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class LambdaContext:
-    """The parts of the Lambda context object handlers use."""
-
-    function_name: str
-    invoked_function_arn: str
-    aws_request_id: str
-    memory_limit_in_mb: int = 1024
-    function_version: str = "$LATEST"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 300_000
-
-
-class HandlerNotFound(LookupError):
-    """A function under the local prefix names a step with no in-process handler."""
-
-
 _lookup: HandlerLookup | None = None
 _ROUTER_ID = "vidp-local-lambda-invoke"
-
-
-def _error_payload(error_type: str, message: str, request_id: str, err: BaseException | None = None) -> bytes:
-    """The Python runtime's error document; its ``errorType`` becomes the Step Functions error name."""
-    body = {
-        "errorMessage": message,
-        "errorType": error_type,
-        "requestId": request_id,
-        "stackTrace": traceback.format_tb(err.__traceback__) if err is not None else [],
-    }
-    return json.dumps(body).encode()
-
-
-def invoke_in_process(handler: Handler, function: str, payload: bytes) -> tuple[bytes, str | None]:
-    """Run the handler as the Lambda Python runtime does: (response payload, FunctionError or None)."""
-    request_id = str(uuid.uuid4())
-    context = LambdaContext(
-        function_name=function.rpartition(":function:")[2] or function,
-        invoked_function_arn=function,
-        aws_request_id=request_id,
-    )
-    try:
-        result = handler(json.loads(payload or b"null"), context)
-    except Exception as err:
-        return _error_payload(type(err).__name__, str(err), request_id, err), "Unhandled"
-    try:
-        return json.dumps(result).encode(), None
-    except (TypeError, ValueError) as err:
-        # The runtime cannot serialise the result: the invocation fails, not the handler.
-        message = f"Unable to marshal response: {err}"
-        return _error_payload("Runtime.MarshalError", message, request_id), "Unhandled"
 
 
 def _capture_invoke(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
@@ -404,7 +348,7 @@ def _answer_invoke(context: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict
         return None  # not one of ours: moto's own Lambda answers
     raw = params.get("Payload", b"")
     payload = raw.encode() if isinstance(raw, str) else bytes(raw or b"")
-    body, function_error = invoke_in_process(handler, function, payload)
+    body, function_error = lambdas.invoke_in_process(handler, function, payload)
     parsed: dict[str, Any] = {
         "StatusCode": 200,
         "ExecutedVersion": "$LATEST",
@@ -449,32 +393,6 @@ def stop_routing_lambda_invoke() -> None:
     global _lookup
     with _lock:
         _lookup = None
-
-
-def handler_lookup(handlers: Mapping[str, Handler], prefix: str) -> HandlerLookup:
-    """``arn:...:function:{prefix}{Step}`` (or the bare name) -> ``handlers[Step]``.
-
-    A name under ``prefix`` without a handler gets one raising HandlerNotFound, so the state
-    fails with a message naming the step rather than with moto's "function not found".
-    """
-
-    def lookup(function: str) -> Handler | None:
-        name = function.rpartition(":function:")[2] if ":function:" in function else function
-        name = name.split(":", 1)[0]  # a qualifier (":$LATEST", an alias) runs the same code
-        if not name.startswith(prefix):
-            return None
-        step = name.removeprefix(prefix)
-        handler = handlers.get(step)
-        if handler is not None:
-            return handler
-
-        def missing(_event: Any, _context: Any) -> Any:
-            known = ", ".join(sorted(handlers))
-            raise HandlerNotFound(f"no in-process handler for {step!r} (known: {known})")
-
-        return missing
-
-    return lookup
 
 
 # --- 9 and 10. what moto's Fargate RunTask needs of the resources ------------------------------

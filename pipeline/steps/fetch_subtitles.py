@@ -5,19 +5,19 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from pipeline.adapters import http
+from pipeline.adapters import http, s3
 from pipeline.adapters.s3 import S3Uri
 from pipeline.failures import (
     HttpUnavailable,
-    InvalidInput,
     InvalidSubtitles,
+    ObjectNotFound,
+    ObjectTooLarge,
     ResponseTooLarge,
     SubtitleFetchFailed,
 )
+from pipeline.logs import logger, step_log, url_for_log
 from pipeline.media.subtitles import sanitize_srt
 from pipeline.models import Job, JobEvent, SubtitlesFetched
-from pipeline.steps import storage
-from pipeline.steps.logging import logger, step_log, url_for_log
 from pipeline.steps.settings import StepSettings, step_settings
 
 _log = logger("fetch_subtitles")
@@ -32,7 +32,7 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
 
 
 def fetch_subtitles(job: Job, settings: StepSettings) -> SubtitlesFetched:
-    """Fetch, sanitize and store the job's SRT at ``job.subtitles_key``; raise why it can't be used."""
+    """Fetch, sanitize and store the job's SRT at ``job.work.subtitles``; raise why it can't be used."""
     if job.subtitles.s3_uri is not None:
         data = _from_s3(S3Uri.parse(job.subtitles.s3_uri), settings)
     elif job.subtitles.url is not None:
@@ -40,13 +40,13 @@ def fetch_subtitles(job: Job, settings: StepSettings) -> SubtitlesFetched:
     else:  # SubtitleSource's validator makes this unreachable
         raise InvalidSubtitles("the job names no subtitle source")
     clean = sanitize_srt(data, max_bytes=settings.max_subtitle_bytes, max_cues=settings.max_cues)
-    storage.put_bytes(
-        S3Uri(job.bucket, job.subtitles_key),
+    s3.put_bytes(
+        S3Uri(job.bucket, job.work.subtitles),
         clean.text.encode("utf-8"),
         content_type="text/plain; charset=utf-8",
     )
     return SubtitlesFetched(
-        key=job.subtitles_key, cues=clean.cues, encoding=clean.encoding, dropped=clean.dropped
+        key=job.work.subtitles, cues=clean.cues, encoding=clean.encoding, dropped=clean.dropped
     )
 
 
@@ -56,10 +56,10 @@ def _from_s3(uri: S3Uri, settings: StepSettings) -> bytes:
             f"the subtitles must be in s3://{settings.bucket}/, not in bucket {uri.bucket!r}"
         )
     try:
-        return storage.read_capped(uri, settings.max_subtitle_bytes)
-    except storage.OverCap as over:
+        return s3.read_capped(uri, settings.max_subtitle_bytes)
+    except ObjectTooLarge as over:
         raise _too_large(settings, over.size) from None
-    except InvalidInput:  # exactly "not found": storage errors stay themselves
+    except ObjectNotFound:
         raise InvalidSubtitles(f"subtitle object not found: {uri}") from None
 
 

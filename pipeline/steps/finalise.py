@@ -20,15 +20,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from pipeline.adapters.s3 import S3Uri
-from pipeline.failures import InvalidInput, TranscodeFailed
+from pipeline import deployment
+from pipeline.adapters import s3
+from pipeline.adapters.s3 import ObjectHead, S3Uri
+from pipeline.failures import ObjectNotFound, ObjectTooLarge, TranscodeFailed
+from pipeline.logs import logger, step_log
 from pipeline.models import FinalOutput, Job, JobEvent, QualityScore, TaskManifest
-from pipeline.steps import storage
-from pipeline.steps.logging import logger, step_log
 
 _log = logger("finalise")
 _MAX_MANIFEST_BYTES = 1024 * 1024
-_META = "vidp-"
+_META = deployment.OUTPUT_METADATA_PREFIX
 
 
 def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
@@ -64,7 +65,7 @@ class OutputFacts:
         return {_META + key: str(value) for key, value in values.items() if value is not None}
 
     @classmethod
-    def from_object(cls, head: storage.Head, where: S3Uri) -> OutputFacts:
+    def from_object(cls, head: ObjectHead, where: S3Uri) -> OutputFacts:
         meta = {key.removeprefix(_META): value for key, value in head.metadata.items()}
         try:
             quality = None
@@ -90,12 +91,12 @@ def finalise(job: Job) -> FinalOutput:
     final = S3Uri(job.bucket, job.final_key)
     manifest = _read_manifest(job)
     if manifest is not None:
-        output = S3Uri(job.bucket, job.output_key)
-        if (output_head := storage.head_or_none(output)) is not None:
+        output = S3Uri(job.bucket, job.work.output)
+        if (output_head := s3.head_or_none(output)) is not None:
             facts = _facts_from_manifest(manifest, size=output_head.size)
             try:
-                storage.copy(output, final, content_type="video/mp4", metadata=facts.metadata(job.job_id))
-            except InvalidInput:  # exactly "not found": gone since the head, nothing else deletes it
+                s3.copy(output, final, content_type="video/mp4", metadata=facts.metadata(job.job_id))
+            except ObjectNotFound:  # gone since the head: nothing else deletes it
                 raise TranscodeFailed(f"the encoded output {output} disappeared during the copy") from None
         elif (final_head := _own_final_object(job, final)) is not None:
             facts = _facts_from_manifest(manifest, size=final_head.size)
@@ -105,11 +106,11 @@ def finalise(job: Job) -> FinalOutput:
         final_head = _own_final_object(job, final)
         if final_head is None:
             raise TranscodeFailed(
-                f"no manifest at s3://{job.bucket}/{job.manifest_key}: the encode never completed"
+                f"no manifest at s3://{job.bucket}/{job.work.manifest}: the encode never completed"
             )
         facts = OutputFacts.from_object(final_head, final)
         _log.info("final object already in place: rebuilding the output", extra={"job_id": job.job_id})
-    removed = storage.delete_prefix(job.bucket, job.work_prefix, last=job.manifest_key)
+    removed = s3.delete_prefix(job.bucket, job.work.prefix, last=job.work.manifest)
     _log.info("work prefix cleared", extra={"job_id": job.job_id, "objects": removed})
 
     return FinalOutput(
@@ -128,12 +129,12 @@ def finalise(job: Job) -> FinalOutput:
 
 def _read_manifest(job: Job) -> TaskManifest | None:
     """The task's manifest, None if there is none; TranscodeFailed if it is unusable."""
-    where = S3Uri(job.bucket, job.manifest_key)
+    where = S3Uri(job.bucket, job.work.manifest)
     try:
-        raw = storage.read_capped(where, _MAX_MANIFEST_BYTES)
-    except InvalidInput:  # exactly "not found"
+        raw = s3.read_capped(where, _MAX_MANIFEST_BYTES)
+    except ObjectNotFound:
         return None
-    except storage.OverCap:
+    except ObjectTooLarge:
         raise TranscodeFailed(f"{where} is larger than {_MAX_MANIFEST_BYTES} bytes") from None
     try:
         manifest = TaskManifest.model_validate(json.loads(raw))
@@ -141,7 +142,7 @@ def _read_manifest(job: Job) -> TaskManifest | None:
         raise TranscodeFailed(f"{where} is not a valid task manifest") from None
     if manifest.job_id != job.job_id or (manifest.output_bucket, manifest.output_key) != (
         job.bucket,
-        job.output_key,
+        job.work.output,
     ):
         raise TranscodeFailed(f"{where} describes another job or output ({manifest.output_uri})")
     return manifest
@@ -159,11 +160,11 @@ def _facts_from_manifest(manifest: TaskManifest, *, size: int) -> OutputFacts:
     )
 
 
-def _own_final_object(job: Job, final: S3Uri) -> storage.Head | None:
+def _own_final_object(job: Job, final: S3Uri) -> ObjectHead | None:
     """The final object's head if it exists and this job wrote it."""
-    head = storage.head_or_none(final)
+    head = s3.head_or_none(final)
     if head is None:
         return None
-    if head.metadata.get(_META + "job-id") != job.job_id:
+    if head.metadata.get(deployment.OUTPUT_JOB_ID) != job.job_id:
         raise TranscodeFailed(f"{final} exists but was not written by job {job.job_id}")
     return head

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from pipeline import deployment, failures
 from pipeline.adapters import jobs_table, s3
 from pipeline.adapters.s3 import S3Uri
-from pipeline.failures import StorageFailed, StorageUnavailable, VidpError
+from pipeline.failures import StorageFailed, StorageUnavailable
+from pipeline.logs import logger, step_log
 from pipeline.models import (
-    MAX_METADATA_BYTES,
     CaughtError,
     ExternalId,
     Failure,
@@ -27,41 +27,41 @@ from pipeline.models import (
     HttpUrlText,
     Job,
     JobId,
+    JobLabels,
     JobRecord,
     JobRequest,
     MarkFailedEvent,
+    Metadata,
     Resolution,
     video_id_for,
 )
-from pipeline.steps import storage
-from pipeline.steps.logging import logger, step_log
+from pipeline.steps.settings import step_settings
 
 _log = logger("mark_failed")
-# Step Functions' own timeouts, and a Lambda killed at its timeout.
-_TIMEOUT_ERRORS = {"States.Timeout", "States.HeartbeatTimeout", "Sandbox.Timedout"}
 _FIRST_STATE = "ValidateInput"
 _UNKNOWN_FILENAME = "unknown"
 _JOB_ID: TypeAdapter[str] = TypeAdapter(JobId)
 _EXTERNAL_ID: TypeAdapter[str] = TypeAdapter(ExternalId)
 _HTTP_URL: TypeAdapter[str] = TypeAdapter(HttpUrlText)
 _RESOLUTION: TypeAdapter[str] = TypeAdapter(Resolution)
+_METADATA: TypeAdapter[dict[str, Any]] = TypeAdapter(Metadata)
 
 
 def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     parsed = MarkFailedEvent.model_validate(event)
     with step_log(_log, "MarkFailed", execution_arn=parsed.execution_arn):
-        return mark_failed(parsed).model_dump(mode="json")
+        return mark_failed(parsed, table=step_settings().table_name).model_dump(mode="json")
 
 
-def mark_failed(event: MarkFailedEvent) -> FailureReport:
+def mark_failed(event: MarkFailedEvent, *, table: str) -> FailureReport:
     """Record the failure (processing -> failed, or a new failed record) and report it."""
     failure = describe_failure(event.state)
     _log.info("failure", extra=failure.model_dump())
     now = jobs_table.now_iso()
     job = _trusted_job(event.state, failure.failed_state)
     if job is not None:
-        return _fail_job(job, failure, now)
-    return _fail_request(_raw_request(event.state), failure, event.execution_arn, now)
+        return _fail_job(job, failure, now, table)
+    return _fail_request(_raw_request(event.state), failure, event.execution_arn, now, table)
 
 
 # --- what failed ------------------------------------------------------------------------------
@@ -78,7 +78,7 @@ def describe_failure(state: dict[str, Any]) -> Failure:
     caught_by_state = state.get("failure")
     if not isinstance(caught_by_state, dict) or not caught_by_state:
         return Failure(
-            error_code="INTERNAL_ERROR",
+            error_code=failures.INTERNAL_ERROR,
             error="the execution failed but its error was not passed to MarkFailed",
             error_name="Unknown",
             failed_state="Unknown",
@@ -88,63 +88,16 @@ def describe_failure(state: dict[str, Any]) -> Failure:
         caught = CaughtError.model_validate(caught_by_state[failed_state])
     except ValidationError:
         caught = CaughtError(error="Unknown")
-    code = error_code(caught.error)
     return Failure(
-        error_code=code,
-        error=_message(caught, failed_state, known=code != "INTERNAL_ERROR"),
+        error_code=failures.error_code(caught.error),
+        error=failures.failure_message(caught.error, caught.cause, failed_state),
         error_name=caught.error,
         failed_state=failed_state,
     )
 
 
-def error_code(error_name: str) -> str:
-    """The stable code of a Step Functions error name: our errors' ``code``, TIMEOUT, or INTERNAL_ERROR."""
-    if error_name in _TIMEOUT_ERRORS:
-        return "TIMEOUT"
-    return _codes_by_name().get(error_name, "INTERNAL_ERROR")
-
-
-def _codes_by_name() -> dict[str, str]:
-    codes: dict[str, str] = {}
-    pending: list[type[VidpError]] = [VidpError]
-    while pending:
-        cls = pending.pop()
-        codes[cls.__name__] = cls.code
-        pending.extend(cls.__subclasses__())
-    return codes
-
-
-def _message(caught: CaughtError, failed_state: str, *, known: bool) -> str:
-    """One line for people. A Lambda's Cause is JSON (``errorMessage``); the task's is plain text.
-
-    Our errors' messages are one line written for callers; anything else (a bug, a service
-    error) keeps only its first line: the rest can quote the event, callback URL included.
-    """
-    cause = (caught.cause or "").strip()
-    text = cause
-    if cause.startswith("{"):
-        try:
-            parsed = json.loads(cause)
-        except ValueError:
-            parsed = None
-        if isinstance(parsed, dict):
-            text = next(
-                (
-                    parsed[key]
-                    for key in ("errorMessage", "StoppedReason")
-                    if isinstance(parsed.get(key), str)
-                ),
-                cause,
-            )
-    if not known:
-        text = text.strip().split("\n", 1)[0][:200]
-    if caught.error in _TIMEOUT_ERRORS:
-        text = f"{failed_state} timed out" + (f": {text}" if text else "")
-    elif not text:
-        text = f"{failed_state} failed with {caught.error}"
-    elif not known:
-        text = f"{failed_state} failed with {caught.error}: {text}"
-    return " ".join(text.split())[:500]
+def _report(failure: Failure, job_id: str, video_id: str, labels: JobLabels) -> FailureReport:
+    return FailureReport(**failure.model_dump(), job_id=job_id, video_id=video_id, **labels.labels())
 
 
 # --- a job that exists --------------------------------------------------------------------------
@@ -164,67 +117,54 @@ def _trusted_job(state: dict[str, Any], failed_state: str) -> Job | None:
         return None
 
 
-def _fail_job(job: Job, failure: Failure, now: str) -> FailureReport:
-    marked = jobs_table.mark_failed(
-        job.video_id,
-        job.job_id,
+def _fail_job(job: Job, failure: Failure, now: str, table: str) -> FailureReport:
+    report = _report(failure, job.job_id, job.video_id, job)
+    if not _mark(job.video_id, job.job_id, failure, now, table):
+        record = jobs_table.get(job.video_id, table=table)
+        if record is not None and record.status == "saved":
+            # Saved by RecordMetadata (a duplicate's race or a retry): its output stays.
+            _log.warning("job already saved: left as it is", extra={"job_id": job.job_id})
+            return report
+        # Already failed: this Lambda is a retry, and the clean-up below is idempotent.
+    _clean_up(job)
+    return report
+
+
+def _mark(video_id: str, job_id: str, failure: Failure, now: str, table: str) -> bool:
+    return jobs_table.mark_failed(
+        video_id,
+        job_id,
         error_code=failure.error_code,
         error_message=failure.error,
         failed_state=failure.failed_state,
         now=now,
+        table=table,
     )
-    if not marked:
-        record = jobs_table.get(job.video_id)
-        if record is not None and record.status == "saved":
-            # Saved by RecordMetadata (a duplicate's race or a retry): its output stays.
-            _log.warning("job already saved: left as it is", extra={"job_id": job.job_id})
-            return _report(failure, job)
-        # Already failed: this Lambda is a retry, and the clean-up below is idempotent.
-    _clean_up(job)
-    return _report(failure, job)
 
 
 def _clean_up(job: Job) -> None:
     """Nothing at the final key, nothing under work/{job_id}/ (best effort: logged, not raised)."""
     try:
         final = S3Uri(job.bucket, job.final_key)
-        head = storage.head_or_none(final)
-        if head is not None and head.metadata.get("vidp-job-id") == job.job_id:
+        head = s3.head_or_none(final)
+        if head is not None and head.metadata.get(deployment.OUTPUT_JOB_ID) == job.job_id:
             s3.delete(final)
-        storage.delete_prefix(job.bucket, job.work_prefix)
+        s3.delete_prefix(job.bucket, job.work.prefix)
     except (StorageUnavailable, StorageFailed) as err:
         # Raising would fail the execution before the failure callback; a lifecycle rule on
         # work/ is the backstop for what is left.
         _log.warning("clean-up failed", extra={"job_id": job.job_id, "error": str(err)})
 
 
-def _report(failure: Failure, job: Job) -> FailureReport:
-    return FailureReport(
-        **failure.model_dump(),
-        job_id=job.job_id,
-        video_id=job.video_id,
-        task_id=job.task_id,
-        batch_id=job.batch_id,
-        callback_url=job.callback_url,
-        metadata=job.metadata,
-    )
-
-
 # --- a request that never became a job ------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Salvaged:
+class Salvaged(JobLabels):
     """What can be trusted of a request that failed validation."""
 
     job_id: str
     filename: str = _UNKNOWN_FILENAME
-    callback_url: str | None = None
-    task_id: str | None = None
-    batch_id: str | None = None
-    source_video_id: str | None = None
     resolution: str | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
 
     @property
     def video_id(self) -> str:
@@ -250,12 +190,8 @@ def salvage(raw: dict[str, Any]) -> Salvaged:
         return Salvaged(
             job_id=request.resolved_job_id(),
             filename=_filename(raw),
-            callback_url=request.callback_url,
-            task_id=request.task_id,
-            batch_id=request.batch_id,
-            source_video_id=request.source_video_id,
             resolution=request.resolution,
-            metadata=request.metadata,
+            **request.labels(),
         )
     canonical = json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
     return Salvaged(
@@ -282,10 +218,9 @@ def _valid_metadata(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         return {}
     try:
-        size = len(json.dumps(value, separators=(",", ":"), default=str).encode())
-    except (TypeError, ValueError):
+        return _METADATA.validate_python(value)
+    except (ValidationError, TypeError, ValueError):
         return {}
-    return value if size <= MAX_METADATA_BYTES else {}
 
 
 def _filename(raw: dict[str, Any]) -> str:
@@ -296,46 +231,30 @@ def _filename(raw: dict[str, Any]) -> str:
     return uri.rpartition("/")[2][:255] or _UNKNOWN_FILENAME
 
 
-def _fail_request(raw: dict[str, Any], failure: Failure, execution_arn: str, now: str) -> FailureReport:
+def _fail_request(
+    raw: dict[str, Any], failure: Failure, execution_arn: str, now: str, table: str
+) -> FailureReport:
     got = salvage(raw)
-    record = JobRecord(
-        video_id=got.video_id,
+    record = JobRecord.new(
         job_id=got.job_id,
         filename=got.filename,
         status="failed",
+        labels=got,
+        resolution=got.resolution,
         created_at=now,
         updated_at=now,
         execution_arn=execution_arn,
-        source_video_id=got.source_video_id,
-        task_id=got.task_id,
-        batch_id=got.batch_id,
-        resolution=got.resolution,
         error_code=failure.error_code,
         error_message=failure.error,
         failed_state=failure.failed_state,
     )
-    report = FailureReport(
-        **failure.model_dump(),
-        job_id=got.job_id,
-        video_id=got.video_id,
-        task_id=got.task_id,
-        batch_id=got.batch_id,
-        callback_url=got.callback_url,
-        metadata=got.metadata,
-    )
-    if jobs_table.put_failed(record):
+    report = _report(failure, got.job_id, got.video_id, got)
+    if jobs_table.put_failed(record, table=table):
         return report
-    existing = jobs_table.get(got.video_id)
+    existing = jobs_table.get(got.video_id, table=table)
     if existing is not None and existing.execution_arn == execution_arn:
         # ValidateInput claimed the job and then failed (a timeout after its put): it is ours.
-        jobs_table.mark_failed(
-            got.video_id,
-            got.job_id,
-            error_code=failure.error_code,
-            error_message=failure.error,
-            failed_state=failure.failed_state,
-            now=now,
-        )
+        _mark(got.video_id, got.job_id, failure, now, table)
         return report
     # Another execution owns this job: this one was a duplicate request that failed. Its record
     # and its caller's callback belong to that execution, so this one touches neither.

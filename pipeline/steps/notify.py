@@ -13,9 +13,11 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from pipeline.adapters import events, jobs_table, webhooks
+from pipeline.adapters import events, jobs_table, s3, webhooks
 from pipeline.adapters.s3 import S3Uri
+from pipeline.deployment import FAILED_EVENT, PROCESSED_EVENT
 from pipeline.failures import VidpError
+from pipeline.logs import logger, step_log, url_for_log
 from pipeline.models import (
     AudioAnalysis,
     CallbackDelivery,
@@ -28,8 +30,6 @@ from pipeline.models import (
     NotifyEvent,
     VideoAnalysis,
 )
-from pipeline.steps import storage
-from pipeline.steps.logging import logger, step_log, url_for_log
 from pipeline.steps.settings import StepSettings, step_settings
 
 _log = logger("notify")
@@ -38,8 +38,6 @@ _EVENT: TypeAdapter[CompletedNotice | FailedNotice] = TypeAdapter(NotifyEvent)
 # = 5 * 25 + 4 * 30 = 245 s with at most 5 attempts (StepSettings): inside the state's 300 s.
 _CALLBACK_READ_TIMEOUT = 10.0
 _CALLBACK_MAX_DELAY = 30.0
-PROCESSED = "VidP Video Processed"
-FAILED = "VidP Video Failed"
 
 
 def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
@@ -53,18 +51,19 @@ def notify(notice: CompletedNotice | FailedNotice, settings: StepSettings) -> Ca
     payload: CompletedCallback | FailedCallback
     if isinstance(notice, CompletedNotice):
         payload = completed_payload(notice, settings)
-        callback_url, detail_type = notice.job.callback_url, PROCESSED
+        callback_url, detail_type = notice.job.callback_url, PROCESSED_EVENT
     else:
         payload = failed_payload(notice)
-        callback_url, detail_type = notice.failed.callback_url, FAILED
+        callback_url, detail_type = notice.failed.callback_url, FAILED_EVENT
     document = payload.model_dump(mode="json")
     webhook_id = f"msg_{payload.job_id or payload.video_id or 'unknown'}_{notice.outcome}"
 
     delivery = _call_back(callback_url, document, webhook_id, payload.video_id, settings)
     if payload.video_id is not None:
-        jobs_table.record_callback(payload.video_id, delivery)
+        jobs_table.record_callback(payload.video_id, delivery, table=settings.table_name)
     # The event carries no presigned URL: it is a bearer credential meant for the caller alone.
-    events.put_event(detail_type, {key: value for key, value in document.items() if key != "file_url"})
+    detail = {key: value for key, value in document.items() if key != "file_url"}
+    events.put_event(detail_type, detail, bus=settings.event_bus_name)
     _log.info(
         "notified",
         extra={
@@ -81,7 +80,7 @@ def notify(notice: CompletedNotice | FailedNotice, settings: StepSettings) -> Ca
 def completed_payload(notice: CompletedNotice, settings: StepSettings) -> CompletedCallback:
     """Seed 002's success payload; ``file_url`` is signed here, for the caller only."""
     job, output = notice.job, notice.output
-    file_url = storage.presign_get(S3Uri(job.bucket, output.key), expires_in=settings.presign_expiry_seconds)
+    file_url = s3.presign_get(S3Uri(job.bucket, output.key), expires_in=settings.presign_expiry_seconds)
     return CompletedCallback(
         task_id=job.task_id,
         batch_id=job.batch_id,
@@ -125,7 +124,7 @@ def _call_back(
 ) -> CallbackDelivery:
     if url is None:
         return CallbackDelivery(status="skipped")
-    previous = jobs_table.get(video_id) if video_id is not None else None
+    previous = jobs_table.get(video_id, table=settings.table_name) if video_id is not None else None
     if previous is not None and previous.callback is not None:
         done = previous.callback
         if done.webhook_id == webhook_id and done.status == "delivered":

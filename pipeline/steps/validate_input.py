@@ -10,17 +10,9 @@ from pydantic import ValidationError
 
 from pipeline.adapters import jobs_table, s3
 from pipeline.adapters.s3 import S3Uri
-from pipeline.failures import InvalidInput
-from pipeline.models import (
-    EncodeOptions,
-    Job,
-    JobRecord,
-    JobRequest,
-    Validated,
-    ValidateInputEvent,
-    video_id_for,
-)
-from pipeline.steps.logging import logger, step_log
+from pipeline.failures import InvalidInput, ObjectNotFound
+from pipeline.logs import logger, step_log
+from pipeline.models import Job, JobRecord, JobRequest, Validated, ValidateInputEvent
 from pipeline.steps.settings import StepSettings, step_settings
 
 _log = logger("validate_input")
@@ -49,7 +41,7 @@ def validate_input(event: ValidateInputEvent, settings: StepSettings) -> Validat
         raise InvalidInput(f"video file type {extension or '(none)'!r} is not accepted (allowed: {allowed})")
     try:
         head = s3.head(video)
-    except InvalidInput:
+    except ObjectNotFound:
         raise InvalidInput(f"video object not found: {video}") from None
     if head.size == 0:
         raise InvalidInput(f"video object is empty (0 bytes): {video}")
@@ -58,48 +50,18 @@ def validate_input(event: ValidateInputEvent, settings: StepSettings) -> Validat
             f"video object is {head.size} bytes, over the limit of {settings.max_video_bytes} bytes: {video}"
         )
 
-    job_id = request.resolved_job_id()
-    created_at = normalise_time(event.started_at)
-    job = Job(
-        job_id=job_id,
-        video_id=video_id_for(job_id),
+    job = Job.from_request(
+        request,
         bucket=video.bucket,
         video_key=video.key,
         video_size=head.size,
-        filename=video.name,
-        subtitles=request.subtitles,
-        options=EncodeOptions(
-            resolution=request.resolution,
-            crf=request.crf,
-            preset=request.preset,
-            style=request.style,
-            upscale=request.upscale,
-            quality=request.quality,
-        ),
-        callback_url=request.callback_url,
-        task_id=request.task_id,
-        batch_id=request.batch_id,
-        source_video_id=request.source_video_id,
-        metadata=request.metadata,
-        created_at=created_at,
+        created_at=normalise_time(event.started_at),
     )
-    record = JobRecord(
-        video_id=job.video_id,
-        job_id=job_id,
-        filename=job.filename,
-        status="processing",
-        created_at=created_at,
-        updated_at=jobs_table.now_iso(),
-        execution_arn=event.execution_arn,
-        source_video_id=job.source_video_id,
-        task_id=job.task_id,
-        batch_id=job.batch_id,
-        resolution=job.options.resolution,
-        progress=0.0,
-    )
-    if jobs_table.create_processing(record):
+    record = JobRecord.claimed(job, execution_arn=event.execution_arn, now=jobs_table.now_iso())
+    table = settings.table_name
+    if jobs_table.create_processing(record, table=table):
         return Validated(duplicate=False, job=job)
-    existing = jobs_table.get(job.video_id)
+    existing = jobs_table.get(job.video_id, table=table)
     ours = (
         existing is not None
         and existing.execution_arn == event.execution_arn
@@ -109,7 +71,11 @@ def validate_input(event: ValidateInputEvent, settings: StepSettings) -> Validat
         return Validated(duplicate=False, job=job)
     _log.info(
         "duplicate request",
-        extra={"job_id": job_id, "video_id": job.video_id, "status": existing.status if existing else None},
+        extra={
+            "job_id": job.job_id,
+            "video_id": job.video_id,
+            "status": existing.status if existing else None,
+        },
     )
     return Validated(duplicate=True, job=job)
 

@@ -1,4 +1,4 @@
-"""cdk-nag AwsSolutions and cfn-lint on the synthesized app; the config; the upload starter."""
+"""cdk-nag AwsSolutions and cfn-lint on the synthesized app; the config; the bundle; the secret generator."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import subprocess
 import sys
 import sysconfig
 from pathlib import Path
-from typing import Any
 
 import boto3
 import pytest
@@ -62,68 +61,6 @@ def test_config_defaults_and_validation() -> None:
         DeployConfig(arch="riscv")
     with pytest.raises(ValueError, match="reprocess_request"):
         DeployConfig(reprocess_schedule="rate(1 day)")
-
-
-# --- the upload starter (infra/lambdas/upload_starter.py) -------------------------------------
-
-BUCKET = "vidp-test-media"
-SIDECAR = {"subtitles": {"url": "https://subs.example.com/a.srt"}, "resolution": "480p"}
-
-
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
-        s3 = boto3.client("s3")
-        s3.create_bucket(Bucket=BUCKET)
-        machine = boto3.client("stepfunctions").create_state_machine(
-            name="vidp-test-pipeline",
-            definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
-            roleArn="arn:aws:iam::123456789012:role/vidp-test",
-        )["stateMachineArn"]
-        monkeypatch.setenv("VIDP_BUCKET", BUCKET)
-        monkeypatch.setenv("VIDP_STATE_MACHINE_ARN", machine)
-        from infra.lambdas import upload_starter
-
-        upload_starter._starter.cache_clear()
-        yield upload_starter, s3, machine
-        upload_starter._starter.cache_clear()
-
-
-def _event(key: str) -> dict[str, Any]:
-    return {
-        "source": "aws.s3",
-        "detail-type": "Object Created",
-        "detail": {"bucket": {"name": BUCKET}, "object": {"key": key}},
-    }
-
-
-def test_starter_starts_one_execution_named_by_the_job_id(aws: Any) -> None:
-    starter, s3, machine = aws
-    s3.put_object(Bucket=BUCKET, Key="incoming/a b.mp4", Body=b"video")
-    waiting = starter.handler(_event("incoming/a+b.mp4"), None)
-    assert waiting == {"started": False}  # no sidecar yet: nothing to start
-    s3.put_object(Bucket=BUCKET, Key="incoming/a b.mp4.job.json", Body=json.dumps(SIDECAR).encode())
-    first = starter.handler(_event("incoming/a+b.mp4.job.json"), None)
-    again = starter.handler(_event("incoming/a+b.mp4"), None)  # a duplicate / late event
-    assert first["started"] and again["execution_arn"] == first["execution_arn"]
-    executions = boto3.client("stepfunctions").list_executions(stateMachineArn=machine)["executions"]
-    assert [e["name"] for e in executions] == [first["job_id"]]
-    got = boto3.client("stepfunctions").describe_execution(executionArn=first["execution_arn"])
-    request = json.loads(got["input"])
-    assert request["video"] == {"s3_uri": f"s3://{BUCKET}/incoming/a b.mp4"}
-    assert request["job_id"] == first["job_id"] and request["resolution"] == "480p"
-
-
-def test_starter_execution_names_fit_the_80_character_limit() -> None:
-    from infra.lambdas.upload_starter import execution_name
-
-    assert execution_name("job-abc") == "job-abc"
-    long_id = "j" * 128
-    assert len(execution_name(long_id)) <= 80
-    assert execution_name(long_id) == execution_name(long_id)
 
 
 # --- the webhook secret generator (infra/lambdas/webhook_secret.py, inline code) ---------------
@@ -203,10 +140,10 @@ def test_the_bundle_imports_every_handler_on_cpython_312(synth: Synth) -> None:
     python = _python_312()
     # The machine image carries CPython 3.12 (pyenv); the Lambda runtime is 3.12, so must the check be.
     assert python is not None, "no CPython 3.12 on this machine to load the cp312 wheels"
-    from infra.steps import STEP_MODULES
+    from pipeline.steps.registry import STEP_MODULES
 
     site = sysconfig.get_paths()["purelib"]
-    modules = [*STEP_MODULES.values(), "upload_starter"]
+    modules = [*STEP_MODULES.values(), "pipeline.starter"]
     run = subprocess.run(
         [python, "-B", "-S", "-I", "-c", _IMPORT_CHECK, str(synth.bundle), site, *modules],
         capture_output=True,

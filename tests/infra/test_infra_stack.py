@@ -9,9 +9,10 @@ import pytest
 
 import state_machine
 from infra.config import PROJECT
-from infra.steps import STEP_MODULES, state_timeouts
+from infra.steps import state_timeouts
 from pipeline.deployment import INPUT_PREFIXES, TABLE_INDEXES
 from pipeline.local.resources import LocalNames, substitutions_for
+from pipeline.steps.registry import STEP_MODULES
 from tests.infra.conftest import Synth
 
 TAG_KEYS = {"Environment", "Project", "Client", "ManagedBy", "Owner"}
@@ -292,14 +293,14 @@ def test_the_lambda_asset_is_the_real_bundle(synth: Synth) -> None:
     keys = {
         f["Properties"]["Code"]["S3Key"]
         for f in synth.resources("AWS::Lambda::Function").values()
-        if f["Properties"].get("Handler", "").startswith(("pipeline.steps.", "upload_starter."))
+        if f["Properties"].get("Handler", "").startswith(("pipeline.steps.", "pipeline.starter."))
     }
     assert len(keys) == 1  # the five steps and the starter share one asset
     staged = synth.outdir / f"asset.{keys.pop().removesuffix('.zip')}"
     assert (staged / "pipeline" / "steps" / "notify.py").is_file()
-    assert (staged / "upload_starter.py").is_file()
+    assert (staged / "pipeline" / "starter.py").is_file()
     assert list((staged / "pydantic_core").glob("*cpython-312-x86_64-linux-gnu.so"))
-    assert not (staged / "pipeline" / "local" / "aws.py").exists()  # moto stays out
+    assert not (staged / "pipeline" / "local").exists()  # the local AWS (moto) stays out
     assert not (staged / "boto3").exists()  # the runtime's
     assert not list(staged.rglob("*.pyc"))
 

@@ -20,6 +20,7 @@ import pytest
 import state_machine
 from pipeline.local.aws import LocalAws, LocalAwsError
 from pipeline.local.token_task import token_digest
+from pipeline.models import WorkKeys
 from tests.conftest import SIMPLE_SRT, ClipFactory
 
 START_DEADLINE = 15.0
@@ -313,12 +314,14 @@ def ffmpeg_state(aws: LocalAws) -> dict[str, Any]:
 
 
 def job_input(aws: LocalAws, job_id: str, video_key: str) -> dict[str, Any]:
+    """What BurnAndCompress reads of the state: the job's video, options and work keys."""
     options = {"resolution": "360p", "crf": 30, "preset": "ultrafast", "style": {}, "upscale": False,
                "quality": False}  # fmt: skip
+    work = WorkKeys.of(job_id)
     return {
         "job": {"job_id": job_id, "video_id": f"vid-{job_id}", "bucket": aws.bucket,
-                "video_key": video_key, "options": options},
-        "subtitles": {"key": f"work/{job_id}/subtitles.srt"},
+                "video_key": video_key, "options": options, "work": work.model_dump()},
+        "subtitles": {"key": work.subtitles},
     }  # fmt: skip
 
 
@@ -386,8 +389,11 @@ def test_an_upload_under_incoming_starts_one_execution_even_if_its_event_comes_t
 
     wait_for(starts, 10, "the upload's execution")
     # The same event again, as S3 may deliver it (at least once):
-    duplicate = {"source": "aws.s3", "detail-type": "Object Created",
-                 "detail": {"bucket": {"name": aws.bucket}, "object": {"key": key}}}  # fmt: skip
+    duplicate = {"version": "0", "id": "dup-1", "source": "aws.s3", "detail-type": "Object Created",
+                 "account": "123456789012", "time": "2026-12-01T12:00:00Z", "region": "us-east-1",
+                 "resources": [f"arn:aws:s3:::{aws.bucket}"],
+                 "detail": {"version": "0", "bucket": {"name": aws.bucket}, "object": {"key": key},
+                            "request-id": "R1", "requester": "123456789012", "reason": "PutObject"}}  # fmt: skip
     aws.client("sqs").send_message(QueueUrl=aws.deployed.uploads_queue_url, MessageBody=json.dumps(duplicate))
     wait_for(lambda: len(starts()) == 2, 10, "the duplicate event")
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.unit.test_steps_support import Aws, LocalServer, start_aws, start_server
+from tests.support.aws import Aws, LocalServer, start_aws, start_server
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
-from pipeline.local import workarounds
+from pipeline.local import lambdas, workarounds
 
 REGION = "us-east-1"
 ROLE = "arn:aws:iam::123456789012:role/test"
@@ -384,7 +384,7 @@ HANDLERS = {"Echo": echo, "Transcode": transcode, "Unserialisable": unserialisab
 
 @pytest.fixture
 def routed(aws: None) -> Iterator[None]:
-    workarounds.lambda_invoke_needs_docker(workarounds.handler_lookup(HANDLERS, "vidp-local-"))
+    workarounds.lambda_invoke_needs_docker(lambdas.handler_lookup("vidp-local-", HANDLERS))
     yield
     workarounds.stop_routing_lambda_invoke()
 

@@ -6,7 +6,7 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from pipeline.adapters.s3 import S3Uri, storage_error
-from pipeline.failures import InvalidInput, StorageFailed, StorageUnavailable
+from pipeline.failures import InvalidInput, ObjectNotFound, StorageFailed, StorageUnavailable
 
 
 @pytest.mark.parametrize(
@@ -75,9 +75,9 @@ def client_error(code: str, status: int) -> ClientError:
 @pytest.mark.parametrize(
     ("err", "reading", "expected"),
     [
-        (client_error("404", 404), True, InvalidInput),
-        (client_error("NoSuchKey", 404), True, InvalidInput),
-        (client_error("NoSuchBucket", 404), True, InvalidInput),
+        (client_error("404", 404), True, ObjectNotFound),
+        (client_error("NoSuchKey", 404), True, ObjectNotFound),
+        (client_error("NoSuchBucket", 404), True, ObjectNotFound),
         (client_error("NoSuchBucket", 404), False, StorageFailed),
         (client_error("AccessDenied", 403), True, StorageFailed),
         (client_error("SlowDown", 503), True, StorageUnavailable),
@@ -94,3 +94,6 @@ def test_s3_errors_become_pipeline_errors(err: Exception, reading: bool, expecte
     assert type(translated) is expected
     assert str(uri) in str(translated)
     assert getattr(translated, "retryable", False) is (expected is StorageUnavailable)
+    # A missing input is a kind of invalid input: never retried, recorded as INVALID_INPUT.
+    assert isinstance(translated, InvalidInput) is (expected is ObjectNotFound)
+    assert translated.code == {ObjectNotFound: "INVALID_INPUT"}.get(expected, translated.code)

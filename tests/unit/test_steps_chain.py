@@ -12,8 +12,8 @@ import pytest
 
 from pipeline.failures import InvalidInput, InvalidSubtitles
 from pipeline.models import Job
-from pipeline.steps import HANDLERS
-from tests.unit.test_steps_support import (
+from pipeline.steps.registry import load_handler
+from tests.support.aws import (
     EXECUTION,
     STARTED_AT,
     Aws,
@@ -27,7 +27,7 @@ from tests.unit.test_steps_support import (
 
 def invoke(step: str, event: dict[str, Any]) -> dict[str, Any]:
     """Invoke a step as Lambda does: JSON in, JSON out (so nothing passes that JSON can't carry)."""
-    return json.loads(json.dumps(HANDLERS[step](json.loads(json.dumps(event)), None)))
+    return json.loads(json.dumps(load_handler(step)(json.loads(json.dumps(event)), None)))
 
 
 def caught(err: Exception) -> dict[str, str]:

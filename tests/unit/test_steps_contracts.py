@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import json
 import re
+import types
+import typing
 from typing import Any
 
 import pytest
 from pydantic import BaseModel
 
 import state_machine
-from pipeline.failures import VidpError
+from pipeline.failures import error_classes
 from pipeline.models import (
     CompletedNotice,
     FailedNotice,
@@ -23,7 +25,7 @@ from pipeline.models import (
     SubtitlesFetched,
     ValidateInputEvent,
 )
-from pipeline.steps import HANDLERS
+from pipeline.steps.registry import STEP_MODULES
 
 # Task state -> (the model of its event, where its result goes)
 LAMBDA_STATES: dict[str, tuple[type[BaseModel], str]] = {
@@ -59,7 +61,7 @@ def test_every_function_placeholder_has_a_handler() -> None:
         if name.endswith("FunctionArn")
     }
 
-    assert functions == set(HANDLERS)
+    assert functions == set(STEP_MODULES)
 
 
 @pytest.mark.parametrize("state_name", sorted(LAMBDA_STATES))
@@ -68,7 +70,7 @@ def test_each_lambda_task_passes_exactly_its_handlers_event(state_name: str) -> 
     state = states()[state_name]
     function = re.fullmatch(r"\$\{(\w+)FunctionArn\}", state["Resource"])
 
-    assert function is not None and function.group(1) in HANDLERS
+    assert function is not None and function.group(1) in STEP_MODULES
     assert {key.removesuffix(".$") for key in state["Parameters"]} == set(model.model_fields)
     assert state["ResultPath"] == result_path
 
@@ -78,25 +80,38 @@ def test_notify_states_pass_their_outcome_literally() -> None:
     assert states()["NotifyFailure"]["Parameters"]["outcome"] == "failed"
 
 
+def field_model(model: type[BaseModel], name: str) -> type[BaseModel] | None:
+    """The model of ``model.<name>`` if that field holds one (``X | None`` included), else None.
+
+    AssertionError when ``name`` is not a field: a property or a method is not in the state the
+    definition reads, since the state is each model's JSON dump.
+    """
+    assert name in model.model_fields, f"{name} is not a field of {model.__name__}"
+    annotation = model.model_fields[name].annotation
+    candidates = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
+    nested = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
+    return nested[0] if nested else None
+
+
 def test_every_path_into_step_results_names_a_field_of_their_models() -> None:
     text = json.dumps(definition())
-    paths = set(re.findall(r"\$\.(job|subtitles|output|failed)\.(\w+)", text))
+    paths = set(re.findall(r"\$\.(job|subtitles|output|failed)((?:\.\w+)+)", text))
 
-    assert paths, "the definition reads no step result?"
-    for key, field in paths:
-        model = STATE_DATA[key]
-        assert field in model.model_fields or field in dir(model), (
-            f"$.{key}.{field} is not in {model.__name__}"
-        )
+    assert ("job", ".work.output") in paths  # the task's output key comes from the job, not the ASL
+    for key, rest in paths:
+        model: type[BaseModel] | None = STATE_DATA[key]
+        for name in rest.strip(".").split("."):
+            assert model is not None, f"$.{key}{rest}: {name} is inside a value that is not a model"
+            model = field_model(model, name)
+
+
+def test_a_property_is_not_a_field_the_definition_may_read() -> None:
+    with pytest.raises(AssertionError, match="final_key is not a field of Job"):
+        field_model(Job, "final_key")
 
 
 def test_every_error_name_matched_is_a_service_error_or_one_of_ours() -> None:
-    ours: set[str] = set()
-    pending: list[type[VidpError]] = [VidpError]
-    while pending:
-        cls = pending.pop()
-        ours.add(cls.__name__)
-        pending.extend(cls.__subclasses__())
+    ours = set(error_classes())
     for name, state in states().items():
         for rule in state.get("Retry", []) + state.get("Catch", []):
             for error in rule["ErrorEquals"]:

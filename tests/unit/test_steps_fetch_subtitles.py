@@ -10,7 +10,7 @@ from pipeline.failures import InvalidSubtitles, SubtitleFetchFailed, UnsafeUrl
 from pipeline.models import Job, SubtitlesFetched
 from pipeline.steps.fetch_subtitles import handler
 from pipeline.steps.settings import step_settings
-from tests.unit.test_steps_support import (
+from tests.support.aws import (
     BUCKET,
     SRT,
     Aws,
@@ -79,7 +79,7 @@ def test_given_an_srt_url_when_fetched_then_the_clean_srt_is_stored(aws: Aws, se
     result = fetch(job)
 
     assert result.cues == 2
-    assert b"SECOND CUE" in aws.read(job.subtitles_key)
+    assert b"SECOND CUE" in aws.read(job.work.subtitles)
 
 
 def test_given_a_url_answering_500_then_200_when_fetched_twice_then_retryable_then_stored(

@@ -7,7 +7,7 @@ import pytest
 from pipeline.failures import TranscodeFailed
 from pipeline.models import FinalOutput, Job
 from pipeline.steps.finalise import handler
-from tests.unit.test_steps_support import BUCKET, Aws, claim, encoded, request
+from tests.support.aws import BUCKET, Aws, claim, encoded, request
 
 
 @pytest.fixture
@@ -61,7 +61,7 @@ def test_given_a_crash_after_the_copy_when_finalised_again_then_the_job_complete
     encoded(aws, job)
     first = finalise(job)
     encoded(aws, job)  # as if the clean-up had not run: output, manifest and SRT are back
-    aws.s3.delete_object(Bucket=BUCKET, Key=job.output_key)  # ...and it died after deleting the output
+    aws.s3.delete_object(Bucket=BUCKET, Key=job.work.output)  # ...and it died after deleting the output
 
     again = finalise(job)
 
@@ -73,7 +73,7 @@ def test_given_a_crash_after_the_copy_when_finalised_again_then_the_job_complete
 def test_given_no_manifest_and_no_final_object_when_finalised_then_transcode_failed(
     aws: Aws, job: Job
 ) -> None:
-    aws.put(job.output_key, b"half an encode")  # the task died before writing its manifest
+    aws.put(job.work.output, b"half an encode")  # the task died before writing its manifest
 
     with pytest.raises(TranscodeFailed, match="the encode never completed"):
         finalise(job)
@@ -85,9 +85,9 @@ def test_given_a_manifest_of_another_job_when_finalised_then_transcode_failed(aw
     other = claim(request(aws, key="incoming/other.mp4"), execution="arn:other")
     encoded(aws, other)
     aws.s3.copy_object(
-        Bucket=BUCKET, Key=job.manifest_key, CopySource={"Bucket": BUCKET, "Key": other.manifest_key}
+        Bucket=BUCKET, Key=job.work.manifest, CopySource={"Bucket": BUCKET, "Key": other.work.manifest}
     )
-    aws.put(job.output_key)
+    aws.put(job.work.output)
 
     with pytest.raises(TranscodeFailed, match="another job"):
         finalise(job)
@@ -96,8 +96,8 @@ def test_given_a_manifest_of_another_job_when_finalised_then_transcode_failed(aw
 
 
 def test_given_a_manifest_that_is_not_one_when_finalised_then_transcode_failed(aws: Aws, job: Job) -> None:
-    aws.put(job.output_key)
-    aws.put(job.manifest_key, b"{not json")
+    aws.put(job.work.output)
+    aws.put(job.work.manifest, b"{not json")
 
     with pytest.raises(TranscodeFailed, match="not a valid task manifest"):
         finalise(job)
@@ -106,7 +106,7 @@ def test_given_a_manifest_that_is_not_one_when_finalised_then_transcode_failed(a
 def test_given_many_work_objects_when_finalised_then_all_are_deleted(aws: Aws, job: Job) -> None:
     encoded(aws, job)
     for index in range(30):
-        aws.put(f"{job.work_prefix}logs/{index}.txt", b"x")
+        aws.put(f"{job.work.prefix}logs/{index}.txt", b"x")
 
     finalise(job)
 

@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
+from pipeline.failures import error_code
 from pipeline.models import FailureReport, Job, JobRequest, video_id_for
 from pipeline.steps.finalise import handler as finalise_handler
-from pipeline.steps.mark_failed import error_code, handler
-from tests.unit.test_steps_support import EXECUTION, Aws, claim, encoded, request
+from pipeline.steps.mark_failed import handler
+from tests.support.aws import EXECUTION, Aws, claim, encoded, request
 
 
 def lambda_cause(error_type: str, message: str) -> str:
@@ -256,7 +257,7 @@ def test_given_a_request_forging_a_job_and_a_failure_when_marked_then_the_other_
     assert report.job_id != victim.job_id
     record = aws.record(victim.video_id)
     assert record is not None and record.status == "processing"
-    assert aws.keys(victim.work_prefix) != []
+    assert aws.keys(victim.work.prefix) != []
 
 
 def test_given_a_state_without_failure_when_marked_then_it_still_reports(aws: Aws) -> None:

@@ -14,7 +14,7 @@ from pipeline.adapters import webhooks
 from pipeline.failures import WebhookVerificationFailed
 from pipeline.models import CallbackDelivery, FailureReport, FinalOutput, Job
 from pipeline.steps.notify import handler
-from tests.unit.test_steps_support import (
+from tests.support.aws import (
     SECRET,
     Aws,
     LocalServer,

@@ -9,7 +9,7 @@ import pytest
 from pipeline.failures import InvalidInput
 from pipeline.models import JobRequest, Validated, video_id_for
 from pipeline.steps.validate_input import handler
-from tests.unit.test_steps_support import BUCKET, EXECUTION, STARTED_AT, Aws, request
+from tests.support.aws import BUCKET, EXECUTION, STARTED_AT, Aws, request
 
 
 def run(raw: Any, execution: str = EXECUTION) -> Validated:
@@ -65,7 +65,7 @@ def test_given_a_caller_job_id_when_validated_then_it_is_the_job_id(aws: Aws) ->
     result = run(request(aws, job_id="order-42"))
 
     assert result.job.job_id == "order-42"
-    assert result.job.work_prefix == "work/order-42/"
+    assert result.job.work.prefix == "work/order-42/"
 
 
 @pytest.mark.parametrize(

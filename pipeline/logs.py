@@ -1,4 +1,5 @@
-"""One-line JSON logs for the steps (Powertools' formatter): what ran, for which job, how it ended.
+"""One-line JSON logs of the Lambda code (the steps, the upload starter), with Powertools' formatter:
+what ran, for which job, how it ended.
 
 Never log secrets, SRT text, or URLs beyond their host (a callback or subtitle URL's path and
 query often carry a token): pass URLs through :func:`url_for_log`.
@@ -18,7 +19,7 @@ from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
 from pipeline.failures import VidpError
 
-_LOGGER_NAME = "vidp.steps"
+_LOGGER_NAME = "vidp"
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -30,12 +31,12 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 def logger(name: str) -> logging.Logger:
-    """A child of the steps' logger (``vidp.steps``); :func:`step_log` configures it on first use."""
+    """A child of the Lambda code's logger (``vidp``); :func:`step_log` configures it on first use."""
     return logging.getLogger(_LOGGER_NAME).getChild(name)
 
 
 def configure() -> None:
-    """JSON lines on stderr for the steps' logger, once (not at import: no import side effects)."""
+    """JSON lines on stderr for the ``vidp`` logger, once (not at import: no import side effects)."""
     root = logging.getLogger(_LOGGER_NAME)
     if any(isinstance(handler, _StderrHandler) for handler in root.handlers):
         return

@@ -1,13 +1,16 @@
-"""Shared setup of the step tests (no tests here): moto in-process AWS and a local HTTP server.
+"""The step tests' AWS: moto in-process, with the resources the local AWS creates (the same
+bucket notification, table and indexes), and a local HTTP server.
 
 ``tests/unit/conftest.py`` turns ``start_aws`` and ``start_server`` into the ``aws`` and
-``server`` fixtures.
+``server`` fixtures. ``Aws.save`` runs the definition's own RecordMetadata state on moto's
+interpreter, so a test's "saved" record is the one the state machine writes.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
@@ -18,9 +21,12 @@ import boto3
 import pytest
 from moto import mock_aws
 
+import state_machine
 from pipeline.adapters import events, jobs_table, s3, webhooks
-from pipeline.models import Job, JobRecord, TaskManifest
-from pipeline.steps import storage
+from pipeline.deployment import EVENT_SOURCE
+from pipeline.local import workarounds
+from pipeline.local.resources import ACCOUNT, LocalNames, create_table
+from pipeline.models import FinalOutput, Job, JobRecord, TaskManifest
 from pipeline.steps.settings import step_settings
 from pipeline.steps.validate_input import handler as validate_handler
 
@@ -31,12 +37,7 @@ EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:vidp:run-1"
 STARTED_AT = "2026-01-02T03:04:05.678Z"
 SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # 24 bytes, test only
 SRT = b"1\n00:00:00,200 --> 00:00:00,900\nHELLO WORLD\n\n2\n00:00:01,600 --> 00:00:02,400\nSECOND CUE\n"
-_GSIS = {
-    "status-created_at-index": ("status", "created_at"),
-    "source_video_id-index": ("source_video_id", None),
-    "filename-index": ("filename", None),
-    "batch_id-index": ("batch_id", None),
-}
+DEADLINE = 15.0
 
 
 def reset_clients() -> None:
@@ -51,7 +52,7 @@ def reset_clients() -> None:
             meta = factory().meta
             if meta.region_name != REGION or not meta.endpoint_url.endswith(".amazonaws.com"):
                 factory.cache_clear()
-                storage._presign_client.cache_clear()
+                s3._presign_client.cache_clear()
 
 
 @cache
@@ -79,23 +80,28 @@ class Aws:
         return sorted(item["Key"] for item in answer.get("Contents", []))
 
     def record(self, video_id: str) -> JobRecord | None:
-        return jobs_table.get(video_id)
+        return jobs_table.get(video_id, table=TABLE)
 
-    def save(self, job: Job) -> None:
-        """What RecordMetadata does: processing -> saved."""
-        client("dynamodb").update_item(
-            TableName=TABLE,
-            Key={"video_id": {"S": job.video_id}},
-            UpdateExpression="SET #status = :saved, progress = :done",
-            ConditionExpression="#status = :processing AND job_id = :job",
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={
-                ":saved": {"S": "saved"},
-                ":processing": {"S": "processing"},
-                ":job": {"S": job.job_id},
-                ":done": {"N": "100"},
-            },
-        )
+    def save(self, job: Job, output: FinalOutput | None = None) -> None:
+        """processing -> saved, by the definition's own RecordMetadata state on moto's interpreter."""
+        sfn = client("stepfunctions")
+        machine = sfn.create_state_machine(
+            name=f"record-metadata-{time.monotonic_ns()}",
+            definition=json.dumps(record_metadata_machine()),
+            roleArn=f"arn:aws:iam::{ACCOUNT}:role/vidp-test",
+        )["stateMachineArn"]
+        state = {
+            "job": job.model_dump(mode="json"),
+            "output": (output or final_output(job)).model_dump(mode="json"),
+        }
+        arn = sfn.start_execution(stateMachineArn=machine, name="save", input=json.dumps(state))[
+            "executionArn"
+        ]
+        deadline = time.monotonic() + DEADLINE
+        while (described := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
+            assert time.monotonic() < deadline, "RecordMetadata still running"
+            time.sleep(0.02)
+        assert described["status"] == "SUCCEEDED", described
 
     def events(self) -> list[dict[str, Any]]:
         """Events the bus delivered to a rule matching source ``vidp.pipeline``."""
@@ -120,37 +126,49 @@ def start_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     reset_clients()
-    with mock_aws():
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        workarounds.apply_all()  # RecordMetadata's $$.State.EnteredTime in AWS's format
         client("s3").create_bucket(Bucket=BUCKET)
-        _create_table()
+        create_table(client("dynamodb"), TABLE)
         sqs = client("sqs")
         queue_url = sqs.create_queue(QueueName="vidp-events")["QueueUrl"]
         queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"
         ]
         bridge = client("events")
-        bridge.put_rule(Name="vidp", EventPattern=json.dumps({"source": [events.SOURCE]}))
+        bridge.put_rule(Name="vidp", EventPattern=json.dumps({"source": [EVENT_SOURCE]}))
         bridge.put_targets(Rule="vidp", Targets=[{"Id": "queue", "Arn": queue_arn}])
         yield Aws(s3=client("s3"), queue_url=queue_url, sqs=sqs)
     step_settings.cache_clear()
 
 
-def _create_table() -> None:
-    attributes = {"video_id"} | {name for pair in _GSIS.values() for name in pair if name}
-    client("dynamodb").create_table(
-        TableName=TABLE,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": name, "AttributeType": "S"} for name in sorted(attributes)],
-        KeySchema=[{"AttributeName": "video_id", "KeyType": "HASH"}],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": index,
-                "KeySchema": [{"AttributeName": hash_key, "KeyType": "HASH"}]
-                + ([{"AttributeName": range_key, "KeyType": "RANGE"}] if range_key else []),
-                "Projection": {"ProjectionType": "ALL"},
-            }
-            for index, (hash_key, range_key) in _GSIS.items()
-        ],
+def record_metadata_machine() -> dict[str, Any]:
+    """A state machine of one state: the definition's RecordMetadata, ending there."""
+    values = state_machine.substitutions(
+        function_arn=LocalNames().function_arn,
+        cluster_arn=f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/vidp-test",
+        task_definition_arn=f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/vidp-test:1",
+        subnet_ids="subnet-1",
+        security_group_ids="sg-1",
+        table_name=TABLE,
+    )
+    state = state_machine.load(values)["States"]["RecordMetadata"]
+    alone = {key: value for key, value in state.items() if key not in {"Next", "Catch"}}
+    return {"StartAt": "RecordMetadata", "States": {"RecordMetadata": {**alone, "End": True}}}
+
+
+def final_output(job: Job) -> FinalOutput:
+    """What Finalise returns for a 2.5 s 1280x720 encode of ``job``."""
+    return FinalOutput(
+        s3_uri=f"s3://{BUCKET}/{job.final_key}",
+        key=job.final_key,
+        size=1234,
+        duration=2.5,
+        width=1280,
+        height=720,
+        video_codec="h264",
+        audio_codec="aac",
+        codecs="h264/aac",
     )
 
 
@@ -171,15 +189,15 @@ def claim(raw: dict[str, Any], execution: str = EXECUTION) -> Job:
 
 def encoded(aws: Aws, job: Job, *, audio: bool = True, body: bytes = b"encoded video bytes") -> None:
     """What a successful BurnAndCompress leaves: work/{job_id}/output.mp4 and manifest.json."""
-    aws.put(job.subtitles_key, SRT)
-    aws.put(job.output_key, body)
+    aws.put(job.work.subtitles, SRT)
+    aws.put(job.work.output, body)
     manifest = TaskManifest(
         job_id=job.job_id,
-        output_uri=f"s3://{BUCKET}/{job.output_key}",
+        output_uri=f"s3://{BUCKET}/{job.work.output}",
         output_bucket=BUCKET,
-        output_key=job.output_key,
+        output_key=job.work.output,
         video_uri=f"s3://{BUCKET}/{job.video_key}",
-        subtitles_uri=f"s3://{BUCKET}/{job.subtitles_key}",
+        subtitles_uri=f"s3://{BUCKET}/{job.work.subtitles}",
         size=len(body),
         duration=2.5,
         width=1280,
@@ -195,7 +213,7 @@ def encoded(aws: Aws, job: Job, *, audio: bool = True, body: bytes = b"encoded v
         encode_seconds=1.5,
         quality=None,
     )
-    aws.put(job.manifest_key, manifest.model_dump_json().encode())
+    aws.put(job.work.manifest, manifest.model_dump_json().encode())
 
 
 # --- a local HTTP server ------------------------------------------------------------------------
