@@ -10,9 +10,7 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -25,38 +23,9 @@ from pipeline.models import JobRecord, JobRequest, video_id_for
 from pipeline.samples import make_clip
 from pipeline.timeline import StateRun, build_timeline
 from tests.conftest import SIMPLE_SRT
+from tests.support.server import LocalServer, Reply
 
 EXECUTION_TIMEOUT = 90.0
-
-
-class SrtServer:
-    """SRT files on 127.0.0.1, answering each path with scripted statuses (then 200)."""
-
-    def __init__(self) -> None:
-        self.scripts: dict[str, list[int]] = {}
-        self.hits: dict[str, int] = {}
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                server.hits[self.path] = server.hits.get(self.path, 0) + 1
-                script = server.scripts.get(self.path, [])
-                status = script.pop(0) if script else 200
-                body = SIMPLE_SRT if status == 200 else b"nope"
-                self.send_response(status)
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: object) -> None:
-                return None
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def url(self, path: str, *statuses: int) -> str:
-        self.scripts[path] = list(statuses)
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
 
 
 @pytest.fixture(scope="module")
@@ -66,10 +35,10 @@ def aws() -> Iterator[LocalAws]:
 
 
 @pytest.fixture(scope="module")
-def srt_server() -> Iterator[SrtServer]:
-    server = SrtServer()
-    yield server
-    server.httpd.shutdown()
+def srt_server() -> Iterator[LocalServer]:
+    """SRT files on 127.0.0.1: each test routes its own path."""
+    with LocalServer() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -163,9 +132,10 @@ def test_invalid_video_fails_cleanly_without_retrying_the_task(aws: LocalAws, tm
     assert keys(aws, f"work/{record.job_id}/") == [] and keys(aws, f"videos/{record.video_id}/") == []
 
 
-def test_srt_url_answering_404_fails_the_job(aws: LocalAws, clip: Path, srt_server: SrtServer) -> None:
+def test_srt_url_answering_404_fails_the_job(aws: LocalAws, clip: Path, srt_server: LocalServer) -> None:
     video = upload(aws, clip, "uploads/srt404/clip.mp4")
-    described, record, timeline = run(aws, request(video, {"url": srt_server.url("/missing.srt", 404)}))
+    url = srt_server.route("/missing.srt", Reply(404, b"nope"))
+    described, record, timeline = run(aws, request(video, {"url": url}))
     assert described["status"] == "FAILED"
     assert record is not None and (record.error_code, record.failed_state) == (
         "INVALID_SUBTITLES",
@@ -176,15 +146,16 @@ def test_srt_url_answering_404_fails_the_job(aws: LocalAws, clip: Path, srt_serv
 
 
 def test_srt_server_500_then_200_is_retried_and_the_retry_is_in_the_history(
-    aws: LocalAws, clip: Path, srt_server: SrtServer
+    aws: LocalAws, clip: Path, srt_server: LocalServer
 ) -> None:
     video = upload(aws, clip, "uploads/flaky/clip.mp4")
-    described, record, timeline = run(aws, request(video, {"url": srt_server.url("/flaky.srt", 500)}))
+    url = srt_server.route("/flaky.srt", Reply(500, b"nope"), Reply(200, SIMPLE_SRT))
+    described, record, timeline = run(aws, request(video, {"url": url}))
     assert described["status"] == "SUCCEEDED"
     assert record is not None and record.status == "saved"
     fetch = state(timeline, "FetchSubtitles")
     assert fetch.attempts == 2 and fetch.errors and fetch.errors[0].startswith("SubtitleFetchFailed")
-    assert srt_server.hits["/flaky.srt"] == 2
+    assert [item.path for item in srt_server.received].count("/flaky.srt") == 2
 
 
 @pytest.mark.parametrize(

@@ -14,11 +14,8 @@ import ipaddress
 import logging
 import socket
 import ssl
-import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +23,7 @@ import pytest
 
 from pipeline.adapters import http
 from pipeline.failures import HttpUnavailable, InvalidInput, ResponseTooLarge, UnsafeUrl
+from tests.support.server import LocalServer, Reply, Writer
 
 SWITCH = "VIDP_UNSAFE_ALLOW_LOOPBACK"
 _real_getaddrinfo = socket.getaddrinfo
@@ -34,89 +32,15 @@ _real_create_connection = socket.create_connection
 # --- a scripted local server -------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Seen:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    peer: tuple[str, int]
-
-
-Respond = Callable[[BaseHTTPRequestHandler, int], None]
-
-
-class LocalServer:
-    """``respond(handler, index)`` answers the index-th request; every request is recorded."""
-
-    def __init__(self, respond: Respond, tls: ssl.SSLContext | None = None) -> None:
-        self.requests: list[Seen] = []
-        self.stop = threading.Event()
-        self.bytes_sent = 0
-        self._lock = threading.Lock()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _handle(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
-                body = self.rfile.read(length) if length else b""
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                with outer._lock:
-                    index = len(outer.requests)
-                    outer.requests.append(Seen(self.command, self.path, headers, body, self.client_address))
-                # The client hanging up early is what several tests want.
-                with contextlib.suppress(BrokenPipeError, ConnectionResetError, ssl.SSLError):
-                    respond(self, index)
-
-            do_GET = do_POST = _handle
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return None
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        if tls is not None:
-            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05})
-        self.thread.daemon = True
-        self.thread.start()
-
-    @property
-    def port(self) -> int:
-        return int(self.server.server_address[1])
-
-    def url(self, path: str = "/", host: str = "127.0.0.1", scheme: str = "http") -> str:
-        return f"{scheme}://{host}:{self.port}{path}"
-
-    def close(self) -> None:
-        self.stop.set()
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
-
-
-def reply(
-    handler: BaseHTTPRequestHandler, status: int, body: bytes = b"", headers: dict[str, str] | None = None
-) -> None:
-    handler.send_response(status)
-    for name, value in (headers or {}).items():
-        handler.send_header(name, value)
-    handler.send_header("Content-Length", str(len(body)))
-    handler.end_headers()
-    handler.wfile.write(body)
-
-
 @pytest.fixture
 def serve() -> Iterator[Callable[..., LocalServer]]:
-    servers: list[LocalServer] = []
+    """``serve()`` starts a server (``serve(tls=context)``: https); all of them stop at teardown."""
+    with contextlib.ExitStack() as started:
 
-    def start(respond: Respond, tls: ssl.SSLContext | None = None) -> LocalServer:
-        server = LocalServer(respond, tls)
-        servers.append(server)
-        return server
+        def start(tls: ssl.SSLContext | None = None) -> LocalServer:
+            return started.enter_context(LocalServer(tls))
 
-    yield start
-    for server in servers:
-        server.close()
+        yield start
 
 
 @pytest.fixture
@@ -382,31 +306,32 @@ def test_malformed_urls_refused(url: str, no_connect: list[tuple[str, int]]) -> 
 # --- the loopback switch -----------------------------------------------------------------------
 
 
-def ok(handler: BaseHTTPRequestHandler, _: int) -> None:
-    reply(handler, 200, b"hello", {"Content-Type": "text/plain", "X-Custom": "Yes"})
+OK = Reply(200, b"hello", {"Content-Type": "text/plain", "X-Custom": "Yes"})
 
 
 @pytest.mark.parametrize("value", [None, "0", "true", "yes", "", "1 "])
 def test_loopback_refused_unless_the_switch_is_exactly_1(
     value: str | None, monkeypatch: pytest.MonkeyPatch, serve: Callable[..., LocalServer]
 ) -> None:
-    server = serve(ok)
+    server = serve()
+    url = server.route("/", OK)
     if value is None:
         monkeypatch.delenv(SWITCH, raising=False)
     else:
         monkeypatch.setenv(SWITCH, value)
     with pytest.raises(UnsafeUrl, match="loopback"):
-        http.get(server.url(), max_bytes=100)
-    assert server.requests == []
+        http.get(url, max_bytes=100)
+    assert server.received == []
 
 
 def test_loopback_allowed_with_the_switch(loopback_on: None, serve: Callable[..., LocalServer]) -> None:
-    server = serve(ok)
-    response = http.get(server.url("/sub.srt?x=1"), max_bytes=100)
+    server = serve()
+    url = server.route("/sub.srt", OK) + "?x=1"
+    response = http.get(url, max_bytes=100)
     assert (response.status, response.body) == (200, b"hello")
     assert response.headers["x-custom"] == "Yes"  # names lower-cased
     assert response.url == server.url("/sub.srt?x=1")
-    assert server.requests[0].path == "/sub.srt?x=1"
+    assert server.received[0].path == "/sub.srt?x=1"
 
 
 def test_the_switch_is_not_a_parameter() -> None:
@@ -447,55 +372,45 @@ def test_redirect_to_a_refused_target(
     serve: Callable[..., LocalServer],
     connections: list[tuple[str, int]],
 ) -> None:
-    holder: dict[str, int] = {}
-
-    def redirect(handler: BaseHTTPRequestHandler, _: int) -> None:
-        reply(handler, 302, headers={"Location": location.format(port=holder["port"])})
-
-    server = serve(redirect)
-    holder["port"] = server.port
+    server = serve()
+    url = server.route("/start", Reply(302, headers={"Location": location.format(port=server.port)}))
     with pytest.raises(UnsafeUrl):
-        http.get(server.url("/start"), max_bytes=1000)
+        http.get(url, max_bytes=1000)
     assert connections == [("127.0.0.1", server.port)]  # only the first hop ever connected
-    assert len(server.requests) == 1
+    assert len(server.received) == 1
 
 
 def test_redirects_followed_and_each_hop_checked(
     loopback_on: None, serve: Callable[..., LocalServer]
 ) -> None:
-    def chain(handler: BaseHTTPRequestHandler, index: int) -> None:
-        if handler.path == "/a":
-            reply(handler, 301, headers={"Location": "/b", "Set-Cookie": "session=abc"})
-        elif handler.path == "/b":
-            reply(handler, 307, headers={"Location": f"http://localhost:{handler.server.server_port}/c"})
-        else:
-            reply(handler, 200, b"final")
-
-    server = serve(chain)
+    server = serve()
+    server.route("/a", Reply(301, headers={"Location": "/b", "Set-Cookie": "session=abc"}))
+    server.route("/b", Reply(307, headers={"Location": f"http://localhost:{server.port}/c"}))
+    server.route("/c", Reply(200, b"final"))
     response = http.get(server.url("/a"), max_bytes=100)
     assert (response.status, response.body) == (200, b"final")
     assert response.url.endswith("/c")
-    assert [seen.path for seen in server.requests] == ["/a", "/b", "/c"]
-    assert all("cookie" not in seen.headers for seen in server.requests)  # no cookie jar
+    assert [seen.path for seen in server.received] == ["/a", "/b", "/c"]
+    assert all("cookie" not in seen.headers for seen in server.received)  # no cookie jar
 
 
 def test_past_max_redirects_the_3xx_is_returned(loopback_on: None, serve: Callable[..., LocalServer]) -> None:
-    def loop(handler: BaseHTTPRequestHandler, index: int) -> None:
-        reply(handler, 302, headers={"Location": f"/hop{index + 1}"})
-
-    server = serve(loop)
+    server = serve()
+    for hop in range(5):  # more hops than followed: each one redirects to the next
+        server.route(f"/hop{hop}", Reply(302, headers={"Location": f"/hop{hop + 1}"}))
     response = http.get(server.url("/hop0"), max_bytes=100, max_redirects=2)
     assert response.status == 302
-    assert len(server.requests) == 3
+    assert len(server.received) == 3
 
 
 def test_post_never_follows_redirects(loopback_on: None, serve: Callable[..., LocalServer]) -> None:
-    target = serve(ok)
-    source = serve(lambda h, i: reply(h, 307, headers={"Location": target.url("/elsewhere")}))
-    response = http.post(source.url("/hook"), body=b'{"a":1}', headers={"Content-Type": "application/json"})
+    target, source = serve(), serve()
+    elsewhere = target.route("/elsewhere", OK)
+    hook = source.route("/hook", Reply(307, headers={"Location": elsewhere}))
+    response = http.post(hook, body=b'{"a":1}', headers={"Content-Type": "application/json"})
     assert response.status == 307
     assert response.headers["location"] == target.url("/elsewhere")
-    assert target.requests == []
+    assert target.received == []
 
 
 # --- DNS rebinding: the connection is pinned to the checked address ----------------------------
@@ -509,13 +424,14 @@ def test_pinned_to_the_checked_address_loopback_then_metadata(
 ) -> None:
     """First answer 127.0.0.1 (allowed by the switch), then 169.254.169.254: a second lookup
     would send the request to the metadata address. It never happens."""
-    server = serve(ok)
+    server = serve()
+    server.route("/x", OK)
     dns = fake_dns({"rebind.test": [["127.0.0.1"], ["169.254.169.254"]]})
     response = http.get(f"http://rebind.test:{server.port}/x", max_bytes=100, connect_timeout=0.5)
     assert response.status == 200
     assert dns.calls == {"rebind.test": 1}  # exactly one resolution: the checked one
     assert connections == [("127.0.0.1", server.port)]
-    assert server.requests[0].headers["host"] == f"rebind.test:{server.port}"  # Host kept
+    assert server.received[0].headers["host"] == f"rebind.test:{server.port}"  # Host kept
 
 
 def test_pinned_to_the_checked_address_public_then_loopback(
@@ -526,7 +442,8 @@ def test_pinned_to_the_checked_address_public_then_loopback(
 ) -> None:
     """First answer public, then 127.0.0.1 where a live server waits (and the switch would even
     allow it): the connect goes to the public address that was checked, never to loopback."""
-    server = serve(ok)
+    server = serve()
+    server.route("/", OK)
     dns = fake_dns({"rebind.test": [["93.184.215.14"], ["127.0.0.1"]]})
     tried: list[tuple[str, int]] = []
 
@@ -541,7 +458,7 @@ def test_pinned_to_the_checked_address_public_then_loopback(
         http.get(f"http://rebind.test:{server.port}/", max_bytes=100)
     assert tried == [("93.184.215.14", server.port)]
     assert dns.calls == {"rebind.test": 1}
-    assert server.requests == []
+    assert server.received == []
 
 
 def test_next_checked_address_tried_when_connect_fails(
@@ -550,7 +467,8 @@ def test_next_checked_address_tried_when_connect_fails(
     serve: Callable[..., LocalServer],
     connections: list[tuple[str, int]],
 ) -> None:
-    server = serve(ok)
+    server = serve()
+    server.route("/", OK)
     fake_dns({"two.test": [["127.0.0.2", "127.0.0.1"]]})  # nothing listens on 127.0.0.2
     response = http.get(f"http://two.test:{server.port}/", max_bytes=100)
     assert response.status == 200
@@ -629,7 +547,8 @@ def test_tls_is_pinned_to_the_ip_but_verified_for_the_name(
     server_tls.load_cert_chain(cert_pem, key_pem)
     sni: list[str | None] = []
     server_tls.sni_callback = lambda _sock, name, _ctx: sni.append(name)  # type: ignore[assignment,func-returns-value]
-    server = serve(ok, tls=server_tls)
+    server = serve(tls=server_tls)
+    server.route("/sub.srt", OK)
     monkeypatch.setattr(http, "_ssl_context", lambda: ssl.create_default_context(cafile=str(ca_pem)))
     dns = fake_dns({"vidp.test": [["127.0.0.1"]], "other.test": [["127.0.0.1"]]})
 
@@ -637,7 +556,7 @@ def test_tls_is_pinned_to_the_ip_but_verified_for_the_name(
     assert (response.status, response.body) == (200, b"hello")
     assert connections == [("127.0.0.1", server.port)]  # connected to the checked IP...
     assert sni == ["vidp.test"]  # ...presented the name as SNI...
-    assert server.requests[0].headers["host"] == f"vidp.test:{server.port}"  # ...and as Host
+    assert server.received[0].headers["host"] == f"vidp.test:{server.port}"  # ...and as Host
     assert dns.calls["vidp.test"] == 1
 
     # The certificate is checked against the name, not the IP: a name it doesn't cover fails.
@@ -646,7 +565,7 @@ def test_tls_is_pinned_to_the_ip_but_verified_for_the_name(
     # And a bare IP (no SNI) is checked against the IP, which the certificate doesn't cover.
     with pytest.raises(HttpUnavailable):
         http.get(f"https://127.0.0.1:{server.port}/sub.srt", max_bytes=100)
-    assert len(server.requests) == 1
+    assert len(server.received) == 1
 
 
 # --- size, time, statuses ----------------------------------------------------------------------
@@ -655,65 +574,58 @@ def test_tls_is_pinned_to_the_ip_but_verified_for_the_name(
 def test_byte_cap_enforced_while_streaming_an_endless_body(
     loopback_on: None, serve: Callable[..., LocalServer]
 ) -> None:
-    holder: dict[str, LocalServer] = {}
+    sent: list[int] = []
 
-    def endless(handler: BaseHTTPRequestHandler, _: int) -> None:
-        handler.send_response(200)
-        handler.send_header("Content-Type", "text/plain")
-        handler.end_headers()  # HTTP/1.0, no length: the body ends when the server closes
+    def endless(writer: Writer, _: int) -> None:
+        writer.start(200, {"Content-Type": "text/plain"})  # HTTP/1.0, no length: ends when closed
         chunk = b"1\n00:00:00,000 --> 00:00:01,000\nspam\n\n" * 1000
         deadline = time.monotonic() + 10
-        while not holder["server"].stop.is_set() and time.monotonic() < deadline:
-            handler.wfile.write(chunk)
-            holder["server"].bytes_sent += len(chunk)
+        while not writer.stopping and time.monotonic() < deadline:
+            writer.write(chunk)
+            sent.append(len(chunk))
 
-    server = holder["server"] = serve(endless)
+    url = serve().route("/endless.srt", endless)
     started = time.monotonic()
     with pytest.raises(ResponseTooLarge) as err:
-        http.get(server.url("/endless.srt"), max_bytes=256 * 1024)
+        http.get(url, max_bytes=256 * 1024)
     assert time.monotonic() - started < 3
     assert err.value.code == "RESPONSE_TOO_LARGE"
-    assert server.bytes_sent < 50 * 1024 * 1024  # stopped early, not read to the end
+    assert sum(sent) < 50 * 1024 * 1024  # stopped early, not read to the end
 
 
 def test_declared_length_over_the_cap_refused_before_reading(
     loopback_on: None, serve: Callable[..., LocalServer]
 ) -> None:
-    def huge(handler: BaseHTTPRequestHandler, _: int) -> None:
-        handler.send_response(200)
-        handler.send_header("Content-Length", str(10**12))
-        handler.end_headers()
-        handler.wfile.write(b"x" * 10)
-        handler.wfile.flush()
-        time.sleep(2)  # the rest would take forever: the client must not wait for it
+    def huge(writer: Writer, _: int) -> None:
+        writer.start(200, {"Content-Length": str(10**12)})
+        writer.write(b"x" * 10)
+        writer.wait(2)  # the rest would take forever: the client must not wait for it
 
-    server = serve(huge)
+    url = serve().route("/", huge)
     started = time.monotonic()
     with pytest.raises(ResponseTooLarge, match="declares"):
-        http.get(server.url(), max_bytes=1000)
+        http.get(url, max_bytes=1000)
     assert time.monotonic() - started < 1.5
 
 
 def test_body_at_the_cap_is_fine(loopback_on: None, serve: Callable[..., LocalServer]) -> None:
-    server = serve(lambda h, i: reply(h, 200, b"x" * 1000))
-    assert http.get(server.url(), max_bytes=1000).body == b"x" * 1000
+    url = serve().route("/", Reply(200, b"x" * 1000))
+    assert http.get(url, max_bytes=1000).body == b"x" * 1000
     with pytest.raises(ResponseTooLarge):
-        http.get(server.url(), max_bytes=999)
+        http.get(url, max_bytes=999)
 
 
 def test_slow_server_times_out_within_the_read_timeout(
     loopback_on: None, serve: Callable[..., LocalServer]
 ) -> None:
-    holder: dict[str, LocalServer] = {}
+    def slow(writer: Writer, _: int) -> None:
+        writer.wait(5)  # far past the read timeout (ends early at teardown)
+        writer.reply(200, b"late")
 
-    def slow(handler: BaseHTTPRequestHandler, _: int) -> None:
-        holder["server"].stop.wait(5)  # far past the read timeout (ends early at teardown)
-        reply(handler, 200, b"late")
-
-    server = holder["server"] = serve(slow)
+    url = serve().route("/", slow)
     started = time.monotonic()
     with pytest.raises(HttpUnavailable, match="timed out") as err:
-        http.get(server.url(), max_bytes=100, read_timeout=0.3)
+        http.get(url, max_bytes=100, read_timeout=0.3)
     assert time.monotonic() - started < 1.5
     assert err.value.retryable
     assert err.value.code == "HTTP_UNAVAILABLE"
@@ -723,20 +635,17 @@ def test_dripping_server_stopped_by_the_total_deadline(
     loopback_on: None, serve: Callable[..., LocalServer]
 ) -> None:
     """Each byte arrives within the read timeout, the whole never ends: connect + 2 * read caps it."""
-    holder: dict[str, LocalServer] = {}
 
-    def drip(handler: BaseHTTPRequestHandler, _: int) -> None:
-        handler.send_response(200)
-        handler.end_headers()
+    def drip(writer: Writer, _: int) -> None:
+        writer.start(200)
         deadline = time.monotonic() + 5
-        while not holder["server"].stop.wait(0.1) and time.monotonic() < deadline:
-            handler.wfile.write(b"x")
-            handler.wfile.flush()
+        while not writer.wait(0.1) and time.monotonic() < deadline:
+            writer.write(b"x")
 
-    server = holder["server"] = serve(drip)
+    url = serve().route("/", drip)
     started = time.monotonic()
     with pytest.raises(HttpUnavailable, match="total time limit"):
-        http.get(server.url(), max_bytes=10_000, connect_timeout=0.2, read_timeout=0.3)
+        http.get(url, max_bytes=10_000, connect_timeout=0.2, read_timeout=0.3)
     elapsed = time.monotonic() - started
     assert 0.7 < elapsed < 2.0  # deadline 0.2 + 2 * 0.3 = 0.8 s, plus at most one chunk
 
@@ -758,23 +667,23 @@ def test_unresolvable_host_is_unavailable(no_connect: list[tuple[str, int]]) -> 
 def test_error_statuses_are_returned_for_the_caller(
     status: int, loopback_on: None, serve: Callable[..., LocalServer]
 ) -> None:
-    server = serve(lambda h, i: reply(h, status, b"nope", {"Retry-After": "3"}))
-    response = http.get(server.url("/missing.srt"), max_bytes=100)
+    url = serve().route("/missing.srt", Reply(status, b"nope", {"Retry-After": "3"}))
+    response = http.get(url, max_bytes=100)
     assert (response.status, response.body, response.headers["retry-after"]) == (status, b"nope", "3")
 
 
 def test_post_sends_body_and_headers_but_not_a_forged_host(
     loopback_on: None, serve: Callable[..., LocalServer]
 ) -> None:
-    server = serve(lambda h, i: reply(h, 200, b"y" * 100_000))
+    server = serve()
     response = http.post(
-        server.url("/hook"),
+        server.route("/hook", Reply(200, b"y" * 100_000)),
         body=b'{"status":"completed"}',
         headers={"Content-Type": "application/json", "webhook-id": "msg_1", "Host": "169.254.169.254"},
     )
     assert response.status == 200
     assert len(response.body) == 64 * 1024  # a receiver's answer is kept only up to 64 KiB
-    seen = server.requests[0]
+    seen = server.received[0]
     assert (seen.method, seen.body) == ("POST", b'{"status":"completed"}')
     assert seen.headers["webhook-id"] == "msg_1"
     assert seen.headers["host"] == f"127.0.0.1:{server.port}"
@@ -787,14 +696,16 @@ def test_proxy_environment_is_ignored(
         monkeypatch.setenv(name, "http://127.0.0.1:9")  # a dead proxy
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
-    server = serve(ok)
-    assert http.get(server.url(), max_bytes=100).status == 200
+    url = serve().route("/", OK)
+    assert http.get(url, max_bytes=100).status == 200
 
 
 def test_query_strings_and_paths_never_logged(
     loopback_on: None, serve: Callable[..., LocalServer], caplog: pytest.LogCaptureFixture
 ) -> None:
-    server = serve(ok)
+    server = serve()
+    server.route("/private-path", OK)
+    server.route("/hook-path", OK)
     caplog.set_level(logging.DEBUG)
     http.get(server.url("/private-path?token=s3cr3t-query"), max_bytes=100)
     http.post(server.url("/hook-path?sig=s3cr3t-query"), body=b"{}", headers={})

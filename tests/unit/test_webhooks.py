@@ -7,18 +7,14 @@ those tests); ``sleep`` is injected to record the backoff instead of waiting.
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import hmac
 import json
 import logging
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -27,6 +23,7 @@ from standardwebhooks.webhooks import Webhook
 from pipeline.adapters import webhooks
 from pipeline.failures import WebhookSecretUnavailable, WebhookVerificationFailed
 from pipeline.models import CallbackDelivery
+from tests.support.server import LocalServer, Reply, Writer
 
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
 OTHER_SECRET = "whsec_" + base64.b64encode(b"z" * 32).decode()
@@ -240,80 +237,16 @@ def test_secrets_manager_error_is_a_clear_error(no_secret_env: None, monkeypatch
 # --- a scripted receiver -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Seen:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
-Respond = Callable[[BaseHTTPRequestHandler, int], None]
-
-
-class Receiver:
-    def __init__(self, respond: Respond) -> None:
-        self.requests: list[Seen] = []
-        self.stop = threading.Event()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _handle(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length") or 0))
-                index = len(outer.requests)
-                outer.requests.append(Seen(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
-                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                    respond(self, index)
-
-            do_GET = do_POST = _handle
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return None
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05})
-        self.thread.daemon = True
-        self.thread.start()
-
-    def url(self, path: str = "/callback") -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
-
-    def close(self) -> None:
-        self.stop.set()
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
-
-
-def answer(handler: BaseHTTPRequestHandler, status: int, headers: dict[str, str] | None = None) -> None:
-    handler.send_response(status)
-    for name, value in (headers or {}).items():
-        handler.send_header(name, value)
-    handler.send_header("Content-Length", "0")
-    handler.end_headers()
-
-
-def statuses(*codes: int, headers: dict[str, str] | None = None) -> Respond:
-    """Answer the scripted statuses in order (the last one repeats)."""
-
-    def respond(handler: BaseHTTPRequestHandler, index: int) -> None:
-        answer(handler, codes[min(index, len(codes) - 1)], headers)
-
-    return respond
+def replies(*codes: int, headers: dict[str, str] | None = None) -> tuple[Reply, ...]:
+    """The scripted statuses in order (the last one repeats), each with ``headers``."""
+    return tuple(Reply(code, headers=headers or {}) for code in codes)
 
 
 @pytest.fixture
-def receive(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Respond], Receiver]]:
+def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalServer]:
     monkeypatch.setenv("VIDP_UNSAFE_ALLOW_LOOPBACK", "1")
-    started: list[Receiver] = []
-
-    def start(respond: Respond) -> Receiver:
-        receiver = Receiver(respond)
-        started.append(receiver)
-        return receiver
-
-    yield start
-    for receiver in started:
-        receiver.close()
+    with LocalServer() as server:
+        yield server
 
 
 class Clock:
@@ -337,11 +270,10 @@ def deliver(url: str, **kwargs: Any) -> tuple[CallbackDelivery, list[float]]:
 # --- delivery ----------------------------------------------------------------------------------
 
 
-def test_500_then_200_is_delivered_with_the_same_id(receive: Callable[[Respond], Receiver]) -> None:
-    receiver = receive(statuses(500, 200))
-    result, delays = deliver(receiver.url(), base_delay=0.5)
+def test_500_then_200_is_delivered_with_the_same_id(receiver: LocalServer) -> None:
+    result, delays = deliver(receiver.route("/callback", *replies(500, 200)), base_delay=0.5)
     assert result == CallbackDelivery(status="delivered", webhook_id="msg_job42", attempts=2, http_status=200)
-    first, second = receiver.requests
+    first, second = receiver.received
     assert first.headers["webhook-id"] == second.headers["webhook-id"] == "msg_job42"
     assert first.headers["webhook-timestamp"] != second.headers["webhook-timestamp"]
     assert first.headers["webhook-signature"] != second.headers["webhook-signature"]
@@ -355,71 +287,70 @@ def test_500_then_200_is_delivered_with_the_same_id(receive: Callable[[Respond],
     assert 0.0 <= delays[0] <= 0.5  # full jitter under base_delay * 2**0
 
 
-def test_signature_of_a_delivered_callback_verifies(receive: Callable[[Respond], Receiver]) -> None:
-    receiver = receive(statuses(204))
-    result, _ = deliver(receiver.url(), now=now_utc)
+def test_signature_of_a_delivered_callback_verifies(receiver: LocalServer) -> None:
+    result, _ = deliver(receiver.route("/callback", Reply(204)), now=now_utc)
     assert result.status == "delivered"
-    seen = receiver.requests[0]
+    seen = receiver.received[0]
     assert webhooks.verify(SECRET, seen.headers, seen.body) == json.loads(BODY)
 
 
-def test_429_with_retry_after_waits_as_asked(receive: Callable[[Respond], Receiver]) -> None:
-    receiver = receive(statuses(429, 200, headers={"Retry-After": "1"}))
-    result, delays = deliver(receiver.url(), base_delay=10.0)
+def test_429_with_retry_after_waits_as_asked(receiver: LocalServer) -> None:
+    url = receiver.route("/callback", *replies(429, 200, headers={"Retry-After": "1"}))
+    result, delays = deliver(url, base_delay=10.0)
     assert (result.status, result.attempts) == ("delivered", 2)
     assert delays == [1.0]
 
 
-def test_retry_after_as_an_http_date(receive: Callable[[Respond], Receiver]) -> None:
+def test_retry_after_as_an_http_date(receiver: LocalServer) -> None:
     fixed = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
-    receiver = receive(statuses(503, 200, headers={"Retry-After": "Sun, 01 Mar 2026 12:00:04 GMT"}))
-    result, delays = deliver(receiver.url(), now=lambda: fixed)
+    url = receiver.route(
+        "/callback", *replies(503, 200, headers={"Retry-After": "Sun, 01 Mar 2026 12:00:04 GMT"})
+    )
+    result, delays = deliver(url, now=lambda: fixed)
     assert result.status == "delivered"
     assert delays == [4.0]
 
 
-def test_retry_after_is_capped_at_max_delay(receive: Callable[[Respond], Receiver]) -> None:
-    receiver = receive(statuses(503, 200, headers={"Retry-After": "86400"}))
-    result, delays = deliver(receiver.url(), max_delay=3.0)
+def test_retry_after_is_capped_at_max_delay(receiver: LocalServer) -> None:
+    url = receiver.route("/callback", *replies(503, 200, headers={"Retry-After": "86400"}))
+    result, delays = deliver(url, max_delay=3.0)
     assert result.status == "delivered"
     assert delays == [3.0]
 
 
-def test_410_gone_stops_at_once(receive: Callable[[Respond], Receiver]) -> None:
-    receiver = receive(statuses(410))
-    result, delays = deliver(receiver.url())
+def test_410_gone_stops_at_once(receiver: LocalServer) -> None:
+    result, delays = deliver(receiver.route("/callback", Reply(410)))
     assert (result.status, result.attempts, result.http_status) == ("failed", 1, 410)
     assert delays == []
-    assert len(receiver.requests) == 1
+    assert len(receiver.received) == 1
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 413])
-def test_other_4xx_stop_at_once(status: int, receive: Callable[[Respond], Receiver]) -> None:
-    receiver = receive(statuses(status))
-    result, delays = deliver(receiver.url())
+def test_other_4xx_stop_at_once(status: int, receiver: LocalServer) -> None:
+    result, delays = deliver(receiver.route("/callback", Reply(status)))
     assert (result.status, result.attempts, result.http_status) == ("failed", 1, status)
     assert delays == []
 
 
 @pytest.mark.parametrize("status", [301, 302, 307, 308])
-def test_redirect_is_not_followed(status: int, receive: Callable[[Respond], Receiver]) -> None:
-    elsewhere = receive(statuses(200))
-    receiver = receive(statuses(status, headers={"Location": elsewhere.url("/stolen")}))
-    result, delays = deliver(receiver.url())
+def test_redirect_is_not_followed(status: int, receiver: LocalServer) -> None:
+    with LocalServer() as elsewhere:
+        stolen = elsewhere.route("/stolen", Reply(200))
+        result, delays = deliver(receiver.route("/callback", Reply(status, headers={"Location": stolen})))
     assert (result.status, result.attempts, result.http_status) == ("failed", 1, status)
     assert result.error is not None
     assert "redirects are not followed" in result.error
-    assert elsewhere.requests == []
+    assert elsewhere.received == []
     assert delays == []
 
 
-def test_always_500_fails_after_max_attempts_without_raising(receive: Callable[[Respond], Receiver]) -> None:
-    receiver = receive(statuses(500))
-    result, delays = deliver(receiver.url(), max_attempts=4, base_delay=1.0, max_delay=2.5)
+def test_always_500_fails_after_max_attempts_without_raising(receiver: LocalServer) -> None:
+    url = receiver.route("/callback", Reply(500))
+    result, delays = deliver(url, max_attempts=4, base_delay=1.0, max_delay=2.5)
     assert (result.status, result.attempts, result.http_status) == ("failed", 4, 500)
     assert result.error == "HTTP 500 after 4 attempts"
-    assert len(receiver.requests) == 4
-    assert len({seen.headers["webhook-id"] for seen in receiver.requests}) == 1
+    assert len(receiver.received) == 4
+    assert len({seen.headers["webhook-id"] for seen in receiver.received}) == 1
     assert len(delays) == 3  # no sleep after the last attempt
     for attempt, delay in enumerate(delays, start=1):
         assert 0.0 <= delay <= min(2.5, 1.0 * 2 ** (attempt - 1))
@@ -449,17 +380,14 @@ def test_refused_url_fails_without_any_attempt(url: str, monkeypatch: pytest.Mon
     assert delays == []
 
 
-def test_timeout_is_retried(receive: Callable[[Respond], Receiver]) -> None:
-    holder: dict[str, Receiver] = {}
+def test_timeout_is_retried(receiver: LocalServer) -> None:
+    def slow(writer: Writer, index: int) -> None:
+        writer.wait(2.0)  # past the read timeout; ends early at teardown
+        writer.reply(200)
 
-    def slow_then_ok(handler: BaseHTTPRequestHandler, index: int) -> None:
-        if index == 0:
-            holder["r"].stop.wait(2.0)  # past the read timeout; ends early at teardown
-        answer(handler, 200)
-
-    receiver = holder["r"] = receive(slow_then_ok)
+    url = receiver.route("/callback", slow, Reply(200))
     started = time.monotonic()
-    result, delays = deliver(receiver.url(), read_timeout=0.3, base_delay=0.01)
+    result, delays = deliver(url, read_timeout=0.3, base_delay=0.01)
     assert (result.status, result.attempts, result.http_status) == ("delivered", 2, 200)
     assert len(delays) == 1
     assert time.monotonic() - started < 2.0
@@ -477,27 +405,23 @@ def test_unreachable_receiver_is_retried_then_failed(monkeypatch: pytest.MonkeyP
     assert len(delays) == 2
 
 
-def test_unsignable_callback_fails_without_raising(receive: Callable[[Respond], Receiver]) -> None:
-    receiver = receive(statuses(200))
+def test_unsignable_callback_fails_without_raising(receiver: LocalServer) -> None:
     result = webhooks.deliver(
-        receiver.url(),
+        receiver.route("/callback", Reply(200)),
         BODY,
         secret="not-a-secret",  # noqa: S106 - a malformed secret on purpose
         webhook_id="msg_1",
         sleep=lambda _: None,
     )
     assert (result.status, result.attempts) == ("failed", 0)
-    assert receiver.requests == []
+    assert receiver.received == []
 
 
-def test_secret_and_signatures_never_logged(
-    receive: Callable[[Respond], Receiver], caplog: pytest.LogCaptureFixture
-) -> None:
+def test_secret_and_signatures_never_logged(receiver: LocalServer, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    receiver = receive(statuses(500, 410))
-    result, _ = deliver(receiver.url("/hook?token=abc123"))
+    result, _ = deliver(receiver.route("/hook", *replies(500, 410)) + "?token=abc123")
     assert result.status == "failed"
-    signatures = [seen.headers["webhook-signature"].split(",", 1)[1] for seen in receiver.requests]
+    signatures = [seen.headers["webhook-signature"].split(",", 1)[1] for seen in receiver.received]
     assert caplog.records
     for secret_text in [SECRET, SECRET.removeprefix("whsec_"), "abc123", *signatures]:
         assert secret_text not in caplog.text
