@@ -6,7 +6,6 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
@@ -18,7 +17,7 @@ CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
 
 
 def build_app(
-    context: Mapping[str, Any] | None = None, *, outdir: str | None = None, lambda_bundle: Path
+    context: Mapping[str, object] | None = None, *, outdir: str | None = None, lambda_bundle: Path
 ) -> tuple[cdk.App, VidpStack]:
     """The app with one stack ``vidp-<env>``, checked by cdk-nag AwsSolutions at synth."""
     # cdk.json's context when run as `python app.py` (the cdk CLI passes it itself, with precedence).

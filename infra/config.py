@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_logs as logs
 from constructs import Node
 
 ENVIRONMENTS = ("dev", "prod")
@@ -56,10 +58,8 @@ class DeployConfig:
         return self.env == "prod"
 
     @property
-    def log_removal(self) -> Any:
+    def log_removal(self) -> RemovalPolicy:
         """Log groups outlive a prod stack (audit), not a dev one."""
-        from aws_cdk import RemovalPolicy
-
         return RemovalPolicy.RETAIN if self.is_prod else RemovalPolicy.DESTROY
 
     @property
@@ -97,10 +97,8 @@ class DeployConfig:
         )
 
 
-def log_retention(days: int) -> Any:
+def log_retention(days: int) -> logs.RetentionDays:
     """The CloudWatch Logs retention enum member for ``days`` (ValueError if not one)."""
-    from aws_cdk import aws_logs as logs
-
     members = {
         1: logs.RetentionDays.ONE_DAY,
         7: logs.RetentionDays.ONE_WEEK,
