@@ -13,7 +13,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from infra.config import DeployConfig, log_retention
+from infra.config import DeployConfig
 from infra.nag import acknowledge, acknowledge_any_resource, acknowledge_s3_grants
 from pipeline.deployment import CONTAINER_NAME, INPUT_PREFIXES, WORK_PREFIX
 
@@ -52,7 +52,7 @@ class Network(Construct):
         flow_logs = logs.LogGroup(
             self,
             "FlowLogs",
-            retention=log_retention(config.log_retention_days),
+            retention=config.log_retention,
             removal_policy=config.log_removal,
         )
         vpc.add_flow_log("FlowLog", destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_logs))
@@ -125,7 +125,7 @@ class FfmpegCompute(Construct):
         self.log_group = logs.LogGroup(
             self,
             "TaskLogs",
-            retention=log_retention(config.log_retention_days),
+            retention=config.log_retention,
             removal_policy=RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY,
         )
         image = ecs.ContainerImage.from_asset(

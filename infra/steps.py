@@ -16,7 +16,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 import state_machine
-from infra.config import DeployConfig, log_retention
+from infra.config import DeployConfig
 from infra.nag import (
     BASIC_EXECUTION_REASON,
     LAMBDA_MANAGED_POLICY,
@@ -75,7 +75,7 @@ class StepFunctions(Construct):
             log_group = logs.LogGroup(
                 self,
                 f"{step}Logs",
-                retention=log_retention(config.log_retention_days),
+                retention=config.log_retention,
                 removal_policy=config.log_removal,
             )
             function = lambda_.Function(
@@ -120,7 +120,7 @@ class StepFunctions(Construct):
             log_group=logs.LogGroup(
                 self,
                 "WebhookSecretGeneratorLogs",
-                retention=log_retention(config.log_retention_days),
+                retention=config.log_retention,
                 removal_policy=config.log_removal,
             ),
         )

@@ -15,7 +15,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from infra.config import DeployConfig, log_retention
+from infra.config import DeployConfig
 from infra.nag import (
     BASIC_EXECUTION_REASON,
     LAMBDA_MANAGED_POLICY,
@@ -85,7 +85,7 @@ class UploadTrigger(Construct):
             log_group=logs.LogGroup(
                 self,
                 "StarterLogs",
-                retention=log_retention(config.log_retention_days),
+                retention=config.log_retention,
                 removal_policy=config.log_removal,
             ),
             tracing=lambda_.Tracing.ACTIVE,

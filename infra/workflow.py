@@ -12,7 +12,7 @@ from constructs import Construct
 
 import state_machine
 from infra.compute import FfmpegCompute
-from infra.config import DeployConfig, log_retention
+from infra.config import DeployConfig
 from infra.nag import acknowledge, acknowledge_any_resource, arn_of
 from pipeline.deployment import CONTAINER_NAME
 
@@ -57,7 +57,7 @@ class Workflow(Construct):
             self,
             "Logs",
             log_group_name=f"/aws/vendedlogs/states/{config.name('pipeline')}",
-            retention=log_retention(config.log_retention_days),
+            retention=config.log_retention,
             removal_policy=RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY,
         )
         self.state_machine = sfn.StateMachine(
