@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
@@ -53,7 +53,7 @@ class Network(Construct):
             self,
             "FlowLogs",
             retention=config.log_retention,
-            removal_policy=config.log_removal,
+            removal_policy=config.removal_policy,
         )
         vpc.add_flow_log("FlowLog", destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_logs))
         vpc.add_gateway_endpoint("S3", service=ec2.GatewayVpcEndpointAwsService.S3)
@@ -126,7 +126,7 @@ class FfmpegCompute(Construct):
             self,
             "TaskLogs",
             retention=config.log_retention,
-            removal_policy=RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY,
+            removal_policy=config.removal_policy,
         )
         image = ecs.ContainerImage.from_asset(
             str(REPO_ROOT),

@@ -119,9 +119,18 @@ class DeployConfig(BaseModel):
         return self.env == "prod"
 
     @property
-    def log_removal(self) -> RemovalPolicy:
-        """Log groups outlive a prod stack (audit), not a dev one."""
+    def removal_policy(self) -> RemovalPolicy:
+        """What deleting the stack does to the buckets, table, secret and log groups.
+
+        A prod stack leaves them behind (data, audit logs, the callers' signing secret), to be
+        removed by hand; a dev stack takes them with it.
+        """
         return RemovalPolicy.RETAIN if self.is_prod else RemovalPolicy.DESTROY
+
+    @property
+    def auto_delete_objects(self) -> bool:
+        """Empty the buckets before deleting them, which is only when the stack takes them."""
+        return self.removal_policy == RemovalPolicy.DESTROY
 
     @property
     def log_retention(self) -> logs.RetentionDays:

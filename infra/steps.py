@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from aws_cdk import CustomResource, Duration, RemovalPolicy
+from aws_cdk import CustomResource, Duration
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
@@ -76,7 +76,7 @@ class StepFunctions(Construct):
                 self,
                 f"{step}Logs",
                 retention=config.log_retention,
-                removal_policy=config.log_removal,
+                removal_policy=config.removal_policy,
             )
             function = lambda_.Function(
                 self,
@@ -102,7 +102,7 @@ class StepFunctions(Construct):
             "WebhookSecret",
             secret_name=config.name("webhook-secret"),
             description="Standard Webhooks signing secret (whsec_...) of the callbacks",
-            removal_policy=RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY,
+            removal_policy=config.removal_policy,
         )
         acknowledge(
             secret,
@@ -121,7 +121,7 @@ class StepFunctions(Construct):
                 self,
                 "WebhookSecretGeneratorLogs",
                 retention=config.log_retention,
-                removal_policy=config.log_removal,
+                removal_policy=config.removal_policy,
             ),
         )
         secret.grant_write(generator)

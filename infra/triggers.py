@@ -86,7 +86,7 @@ class UploadTrigger(Construct):
                 self,
                 "StarterLogs",
                 retention=config.log_retention,
-                removal_policy=config.log_removal,
+                removal_policy=config.removal_policy,
             ),
             tracing=lambda_.Tracing.ACTIVE,
             dead_letter_queue=self.dlq,

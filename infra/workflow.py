@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Fn, RemovalPolicy
+from aws_cdk import Fn
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -58,7 +58,7 @@ class Workflow(Construct):
             "Logs",
             log_group_name=f"/aws/vendedlogs/states/{config.name('pipeline')}",
             retention=config.log_retention,
-            removal_policy=RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY,
+            removal_policy=config.removal_policy,
         )
         self.state_machine = sfn.StateMachine(
             self,

@@ -64,6 +64,14 @@ def test_config_defaults_and_validation() -> None:
         DeployConfig(reprocess_schedule="rate(1 day)")
 
 
+def test_config_prod_retains() -> None:
+    from aws_cdk import RemovalPolicy
+
+    prod, dev = DeployConfig(env="prod"), DeployConfig(env="dev")
+    assert (prod.removal_policy, prod.auto_delete_objects) == (RemovalPolicy.RETAIN, False)
+    assert (dev.removal_policy, dev.auto_delete_objects) == (RemovalPolicy.DESTROY, True)
+
+
 def test_config_reads_context_values_as_cdk_gives_them() -> None:
     # `-c key=value` gives strings; an empty one means unset (the default).
     given = DeployConfig.from_values(
