@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
@@ -18,9 +17,16 @@ CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
 
 
 def build_app(
-    context: Mapping[str, Any] | None = None, *, outdir: str | None = None, lambda_bundle: Path
+    context: Mapping[str, object] | None = None,
+    *,
+    outdir: str | None = None,
+    lambda_bundle: Callable[[], Path],
 ) -> tuple[cdk.App, VidpStack]:
-    """The app with one stack ``vidp-<env>``, checked by cdk-nag AwsSolutions at synth."""
+    """The app with one stack ``vidp-<env>``, checked by cdk-nag AwsSolutions at synth.
+
+    ``ConfigError`` for a bad context value; ``lambda_bundle`` (which may take a minute of pip)
+    is called only after the config is known good.
+    """
     # cdk.json's context when run as `python app.py` (the cdk CLI passes it itself, with precedence).
     defaults = json.loads(CDK_JSON.read_text(encoding="utf-8")).get("context", {})
     app = cdk.App(context={**defaults, **(context or {})}, outdir=outdir)
@@ -34,7 +40,7 @@ def build_app(
         app,
         f"{PROJECT}-{config.env}",
         config=config,
-        lambda_bundle=lambda_bundle,
+        lambda_bundle=lambda_bundle(),
         env=env,
         description=f"VidP subtitle burn-in and compression pipeline ({config.env})",
         termination_protection=config.is_prod,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
@@ -13,7 +13,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from infra.config import DeployConfig, log_retention
+from infra.config import DeployConfig
 from infra.nag import acknowledge, acknowledge_any_resource, acknowledge_s3_grants
 from pipeline.deployment import CONTAINER_NAME, INPUT_PREFIXES, WORK_PREFIX
 
@@ -52,8 +52,8 @@ class Network(Construct):
         flow_logs = logs.LogGroup(
             self,
             "FlowLogs",
-            retention=log_retention(config.log_retention_days),
-            removal_policy=config.log_removal,
+            retention=config.log_retention,
+            removal_policy=config.removal_policy,
         )
         vpc.add_flow_log("FlowLog", destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_logs))
         vpc.add_gateway_endpoint("S3", service=ec2.GatewayVpcEndpointAwsService.S3)
@@ -125,8 +125,8 @@ class FfmpegCompute(Construct):
         self.log_group = logs.LogGroup(
             self,
             "TaskLogs",
-            retention=log_retention(config.log_retention_days),
-            removal_policy=RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY,
+            retention=config.log_retention,
+            removal_policy=config.removal_policy,
         )
         image = ecs.ContainerImage.from_asset(
             str(REPO_ROOT),

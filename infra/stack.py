@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import CfnOutput, Environment, Stack
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
@@ -24,9 +23,23 @@ class VidpStack(Stack):
     """``vidp-<env>``: storage, table, compute, steps, workflow, triggers, observability."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, config: DeployConfig, lambda_bundle: Path, **kwargs: Any
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: DeployConfig,
+        lambda_bundle: Path,
+        env: Environment | None = None,
+        description: str | None = None,
+        termination_protection: bool | None = None,
     ) -> None:
-        super().__init__(scope, construct_id, **kwargs)
+        super().__init__(
+            scope,
+            construct_id,
+            env=env,
+            description=description,
+            termination_protection=termination_protection,
+        )
         code = lambda_.Code.from_asset(str(lambda_bundle))
         storage = MediaStorage(self, "Storage", config=config)
         jobs = JobsTable(self, "Table", config=config)

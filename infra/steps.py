@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from aws_cdk import CustomResource, Duration, RemovalPolicy
+from aws_cdk import CustomResource, Duration
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
@@ -16,7 +16,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 import state_machine
-from infra.config import DeployConfig, log_retention
+from infra.config import DeployConfig
 from infra.nag import (
     BASIC_EXECUTION_REASON,
     LAMBDA_MANAGED_POLICY,
@@ -73,8 +73,8 @@ class StepFunctions(Construct):
             log_group = logs.LogGroup(
                 self,
                 f"{step}Logs",
-                retention=log_retention(config.log_retention_days),
-                removal_policy=config.log_removal,
+                retention=config.log_retention,
+                removal_policy=config.removal_policy,
             )
             function = lambda_.Function(
                 self,
@@ -100,7 +100,7 @@ class StepFunctions(Construct):
             "WebhookSecret",
             secret_name=config.name("webhook-secret"),
             description="Standard Webhooks signing secret (whsec_...) of the callbacks",
-            removal_policy=RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY,
+            removal_policy=config.removal_policy,
         )
         acknowledge(
             secret,
@@ -118,8 +118,8 @@ class StepFunctions(Construct):
             log_group=logs.LogGroup(
                 self,
                 "WebhookSecretGeneratorLogs",
-                retention=log_retention(config.log_retention_days),
-                removal_policy=config.log_removal,
+                retention=config.log_retention,
+                removal_policy=config.removal_policy,
             ),
         )
         secret.grant_write(generator)

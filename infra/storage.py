@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
@@ -16,8 +16,6 @@ class MediaStorage(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, *, config: DeployConfig) -> None:
         super().__init__(scope, construct_id)
-        removal = RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY
-        auto_delete = not config.is_prod
         self.log_bucket = s3.Bucket(
             self,
             "AccessLogs",
@@ -27,8 +25,8 @@ class MediaStorage(Construct):
             versioned=True,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
             lifecycle_rules=[s3.LifecycleRule(id="expire-logs", expiration=Duration.days(365))],
-            removal_policy=removal,
-            auto_delete_objects=auto_delete,
+            removal_policy=config.removal_policy,
+            auto_delete_objects=config.auto_delete_objects,
         )
         acknowledge(
             self.log_bucket,
@@ -61,6 +59,6 @@ class MediaStorage(Construct):
             lifecycle_rules=rules,
             server_access_logs_bucket=self.log_bucket,
             server_access_logs_prefix="media/",
-            removal_policy=removal,
-            auto_delete_objects=auto_delete,
+            removal_policy=config.removal_policy,
+            auto_delete_objects=config.auto_delete_objects,
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
@@ -29,7 +28,7 @@ class JobsTable(Construct):
             encryption=dynamodb.TableEncryption.AWS_MANAGED,
             stream=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES,
             deletion_protection=config.is_prod,
-            removal_policy=RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY,
+            removal_policy=config.removal_policy,
         )
         # The same indexes as the local AWS: one list, so the two cannot differ.
         for index, partition, sort in TABLE_INDEXES:

@@ -17,7 +17,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from infra.config import DeployConfig, log_retention
+from infra.config import DeployConfig
 from infra.nag import (
     BASIC_EXECUTION_REASON,
     LAMBDA_MANAGED_POLICY,
@@ -97,8 +97,8 @@ class UploadTrigger(Construct):
             log_group=logs.LogGroup(
                 self,
                 "StarterLogs",
-                retention=log_retention(config.log_retention_days),
-                removal_policy=config.log_removal,
+                retention=config.log_retention,
+                removal_policy=config.removal_policy,
             ),
             tracing=lambda_.Tracing.ACTIVE,
             dead_letter_queue=self.dlq,

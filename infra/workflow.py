@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Fn, RemovalPolicy
+from aws_cdk import Fn
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -12,7 +12,7 @@ from constructs import Construct
 
 import state_machine
 from infra.compute import FfmpegCompute
-from infra.config import DeployConfig, log_retention
+from infra.config import DeployConfig
 from infra.nag import acknowledge, acknowledge_any_resource, arn_of
 
 
@@ -48,8 +48,8 @@ class Workflow(Construct):
             self,
             "Logs",
             log_group_name=f"/aws/vendedlogs/states/{config.name('pipeline')}",
-            retention=log_retention(config.log_retention_days),
-            removal_policy=RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY,
+            retention=config.log_retention,
+            removal_policy=config.removal_policy,
         )
         self.state_machine = sfn.StateMachine(
             self,

@@ -35,6 +35,27 @@ CONTEXT = {
 }
 
 
+def run_app(outdir: Path, context: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    """``python app.py`` with ``context`` as ``cdk synth -c ...`` passes it, no credentials, no Docker."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CDK_"))}
+    env |= {
+        "CDK_OUTDIR": str(outdir),
+        "CDK_CONTEXT_JSON": json.dumps(context),  # what `cdk synth -c ...` passes
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "DOCKER_HOST": "unix:///nonexistent/docker.sock",
+    }
+    return subprocess.run(
+        [sys.executable, str(ROOT / "app.py")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+
+
 @dataclass(frozen=True)
 class Synth:
     """The synthesized app: its output folder, the stack's template and the assertions view."""
@@ -59,23 +80,7 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     from aws_cdk.assertions import Template
 
     outdir = tmp_path_factory.mktemp("cdk.out")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CDK_"))}
-    env |= {
-        "CDK_OUTDIR": str(outdir),
-        "CDK_CONTEXT_JSON": json.dumps(CONTEXT),  # what `cdk synth -c ...` passes
-        "AWS_CONFIG_FILE": os.devnull,
-        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-        "DOCKER_HOST": "unix:///nonexistent/docker.sock",
-    }
-    run = subprocess.run(
-        [sys.executable, str(ROOT / "app.py")],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
+    run = run_app(outdir, CONTEXT)
     # A cdk-nag finding makes app.synth() raise ValidationFailed: the run fails with its report.
     assert run.returncode == 0, run.stderr[-4000:]
     template = json.loads((outdir / "vidp-dev.template.json").read_text(encoding="utf-8"))

@@ -13,8 +13,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from infra.config import DeployConfig
-from tests.infra.conftest import Synth
+from infra.config import ConfigError, DeployConfig
+from tests.infra.conftest import REPROCESS_REQUEST, ROOT, Synth, run_app
 
 # CDK writes DependsOn on a Lambda's role besides the GetAtt of its ARN: redundant, harmless.
 ALLOWED_WARNINGS = {"W3005"}
@@ -61,6 +61,72 @@ def test_config_defaults_and_validation() -> None:
         DeployConfig(arch="riscv")
     with pytest.raises(ValueError, match="reprocess_request"):
         DeployConfig(reprocess_schedule="rate(1 day)")
+
+
+def test_config_prod_retains() -> None:
+    from aws_cdk import RemovalPolicy
+
+    prod, dev = DeployConfig(env="prod"), DeployConfig(env="dev")
+    assert (prod.removal_policy, prod.auto_delete_objects) == (RemovalPolicy.RETAIN, False)
+    assert (dev.removal_policy, dev.auto_delete_objects) == (RemovalPolicy.DESTROY, True)
+
+
+def test_config_reads_context_values_as_cdk_gives_them() -> None:
+    # `-c key=value` gives strings; an empty one means unset (the default).
+    given = DeployConfig.from_values(
+        {
+            "env": "prod",
+            "arch": "arm64",
+            "task_cpu": "4096",
+            "archive_after_days": "90",
+            "vpc_id": "",
+            "log_retention_days": "",
+            "reprocess_schedule": "rate(1 day)",
+            "reprocess_request": json.dumps(REPROCESS_REQUEST),
+            "client": 42,
+        }
+    )
+    assert (given.env, given.arch, given.task_cpu, given.vcpus) == ("prod", "arm64", 4096, 4)
+    assert (given.archive_after_days, given.vpc_id, given.log_retention_days) == (90, None, 30)
+    assert given.reprocess_request == REPROCESS_REQUEST and given.client == "42"
+
+
+def test_config_from_the_context_of_an_app_ignores_cdk_feature_flags() -> None:
+    import aws_cdk as cdk
+
+    context = json.loads((ROOT / "cdk.json").read_text(encoding="utf-8"))["context"]
+    assert any(key.startswith("@aws-cdk/") for key in context)
+    app = cdk.App(context={**context, "reprocess_request": REPROCESS_REQUEST, "alarm_email": ""})
+    config = DeployConfig.from_context(app.node)
+    assert config == DeployConfig(reprocess_request=REPROCESS_REQUEST)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("env", "staging"),
+        ("arch", "riscv"),
+        ("task_cpu", "1500"),
+        ("task_memory_mib", "4 GB"),
+        ("log_retention_days", 60),
+        ("reprocess_request", "{not json"),
+    ],
+)
+def test_a_bad_context_value_is_one_line_naming_the_key(key: str, value: object) -> None:
+    with pytest.raises(ConfigError) as raised:
+        DeployConfig.from_values({key: value})
+    message = str(raised.value)
+    assert message.startswith(f"context {key}=") and "\n" not in message
+    assert "pydantic" not in message  # no link to pydantic's error pages
+
+
+def test_a_bad_context_value_stops_synth_with_one_line(tmp_path: Path) -> None:
+    run = run_app(tmp_path, {"task_cpu": "1500"})
+    # jsii's own banner (the Node version) aside, stderr is our one line.
+    ours = [line for line in run.stderr.splitlines() if "!!" not in line and line.strip()]
+    assert run.returncode == 1
+    assert ours == ["vidp: context task_cpu='1500': must be a whole number of vCPUs (1024, 2048, ...)"]
+    assert not list(tmp_path.glob("*.template.json"))
 
 
 # --- the webhook secret generator (infra/lambdas/webhook_secret.py, inline code) ---------------

@@ -393,7 +393,8 @@ def test_an_upload_under_incoming_starts_one_execution_even_if_its_event_comes_t
                  "account": "123456789012", "time": "2026-12-01T12:00:00Z", "region": "us-east-1",
                  "resources": [f"arn:aws:s3:::{aws.bucket}"],
                  "detail": {"version": "0", "bucket": {"name": aws.bucket}, "object": {"key": key},
-                            "request-id": "R1", "requester": "123456789012", "reason": "PutObject"}}  # fmt: skip
+                            "request-id": "R1", "requester": "123456789012",
+                            "reason": "PutObject"}}  # fmt: skip
     aws.client("sqs").send_message(QueueUrl=aws.deployed.uploads_queue_url, MessageBody=json.dumps(duplicate))
     wait_for(lambda: len(starts()) == 2, 10, "the duplicate event")
 
