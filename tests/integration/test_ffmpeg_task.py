@@ -165,7 +165,7 @@ def task_env(aws: Aws, job: Job, **vidp: str) -> dict[str, str]:
 
 def run_task(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pipeline.ffmpeg_task"],
+        [sys.executable, "-m", "pipeline.task"],
         env=env,
         cwd=REPO,
         capture_output=True,
@@ -285,7 +285,7 @@ def test_sigterm_mid_encode_stops_ffmpeg_and_leaves_nothing(aws: Aws, job: Job, 
     }
     env = task_env(aws, job, **inputs, preset="veryslow", threads="1")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.ffmpeg_task"],
+        [sys.executable, "-m", "pipeline.task"],
         env=env,
         cwd=REPO,
         stdout=subprocess.PIPE,

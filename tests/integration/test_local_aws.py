@@ -24,7 +24,7 @@ from tests.conftest import SIMPLE_SRT, ClipFactory
 
 START_DEADLINE = 15.0
 TOKEN_TASK = ("python", "-m", "pipeline.local.token_task")
-FFMPEG_TASK = ("python", "-m", "pipeline.ffmpeg_task")
+FFMPEG_TASK = ("python", "-m", "pipeline.task")
 
 
 class TranscodeFailed(Exception):
