@@ -70,7 +70,7 @@ TABLE_INDEXES: tuple[tuple[str, str, str | None], ...] = (
 
 CONTAINER_NAME = "ffmpeg"
 """The task definition's container, which the state machine's ContainerOverrides name."""
-TASK_COMMAND = ("python", "-m", "pipeline.ffmpeg_task")
+TASK_COMMAND = ("python", "-m", "pipeline.task")
 """The container's command (the image's ENTRYPOINT; the local ECS runner runs the same)."""
 EVENT_SOURCE = "vidp.pipeline"
 PROCESSED_EVENT = "VidP Video Processed"

@@ -131,7 +131,7 @@ def register_task_definition(
 ) -> str:
     """A Fargate task definition with one container, ``CONTAINER_NAME``, running ``command``.
 
-    By default the pipeline's: ``vidp-local-ffmpeg`` running ``python -m pipeline.ffmpeg_task``.
+    By default the pipeline's: ``vidp-local-ffmpeg`` running ``python -m pipeline.task``.
     """
     got = ecs.register_task_definition(
         family=family or names.task_family,

@@ -189,7 +189,7 @@ def closed_token_still_accepted() -> None:
     moto: a callback endpoint is never closed (``CallbackEndpoint.report`` is never called), so
     a task that outlived its state (heartbeat timeout -> Retry starts another task) keeps
     working, and both write the same output. AWS refuses the token (``TaskTimedOut``), which is
-    how the container learns to stop (``pipeline.ffmpeg_task`` then stops itself).
+    how the container learns to stop (``pipeline.task`` then stops itself).
 
     Fix: once the task state's wait for its token ends, close the token's endpoint. moto then
     refuses it with ``TaskDoesNotExist`` (its check for ``TaskTimedOut`` looks at the wrong

@@ -60,16 +60,19 @@ def prepare(
     output: Path,
     options: EncodeOptions,
     settings: EngineSettings | None = None,
+    *,
+    scratch: Path | None = None,
 ) -> Iterator[PreparedJob]:
     """Probe and validate every input, write the job folder, and plan the ffmpeg pass.
 
     Every check that can reject the job runs here, before ffmpeg starts. The job folder (clean
-    SRT at a fixed name, private fonts folder) is removed when the context ends.
+    SRT at a fixed name, private fonts folder) is made under ``scratch`` (default: the system
+    temp folder) and removed when the context ends.
     """
     settings = settings or engine_settings()
     source = probe(video, settings)
     clean = sanitize_srt(subtitles, max_bytes=settings.max_subtitle_bytes, max_cues=settings.max_cues)
-    with tempfile.TemporaryDirectory(prefix="vidp-job-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="vidp-job-", dir=scratch) as tmp:
         workdir = Path(tmp)
         (workdir / SUBTITLES_NAME).write_text(clean.text, encoding="utf-8")
         fonts = workdir / FONTS_DIR_NAME
@@ -102,8 +105,13 @@ def burn(
     *,
     settings: EngineSettings | None = None,
     on_progress: ProgressCallback | None = None,
+    scratch: Path | None = None,
 ) -> EncodeResult:
-    """Burn ``subtitles`` (SRT bytes, any encoding) into ``video`` and compress it to ``output``."""
+    """Burn ``subtitles`` (SRT bytes, any encoding) into ``video`` and compress it to ``output``.
+
+    The engine's own files (the job folder) go under ``scratch``, default the system temp folder:
+    the Fargate task passes its private folder, so one removal clears everything it wrote.
+    """
     options = options or EncodeOptions()
     settings = settings or engine_settings()
     output = output.resolve()
@@ -111,7 +119,7 @@ def burn(
         raise InvalidInput(f"output folder {output.parent} does not exist")
     partial = partial_path(output)
     try:
-        with prepare(video, subtitles, partial, options, settings) as job:
+        with prepare(video, subtitles, partial, options, settings, scratch=scratch) as job:
             started = time.monotonic()
             run_ffmpeg(
                 job.plan.argv,

@@ -6,12 +6,15 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pipeline.media.engine import burn
 from pipeline.media.probe import probe
+from pipeline.models import EncodeOptions, SubtitleStyle
 from tests.conftest import SIMPLE_SRT, ClipFactory
 from tests.helpers import band, count_unlike, gray_frame
 
@@ -316,3 +319,33 @@ def test_missing_output_folder_and_oversized_srt_are_invalid_input(clip: ClipFac
     )
     assert done.returncode == 2
     assert f"SRT file is {big.stat().st_size} bytes, over the limit of 1000 bytes" in done.stderr
+
+
+def test_the_job_folder_is_made_under_the_scratch_folder_given_and_removed(
+    clip: ClipFactory, tmp_path: Path
+) -> None:
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    seen: list[set[str]] = []
+
+    def look(_percent: float) -> None:  # called while ffmpeg runs, so while the job folder exists
+        seen.append({path.relative_to(scratch).as_posix() for path in scratch.rglob("*")})
+
+    font = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
+    options = EncodeOptions(resolution="360p", preset="ultrafast", style=SubtitleStyle(font_file=font))
+    burn(
+        clip("v.mp4", seconds=1.0),
+        SIMPLE_SRT,
+        tmp_path / "out.mp4",
+        options,
+        on_progress=look,
+        scratch=scratch,
+    )
+
+    assert seen, "no progress while ffmpeg ran"
+    [job] = {name.partition("/")[0] for name in seen[0]}
+    assert job.startswith("vidp-job-")
+    assert {f"{job}/subtitles.srt", f"{job}/fonts/custom.ttf"} <= seen[0]
+    assert list(scratch.iterdir()) == []
+    assert (tmp_path / "out.mp4").is_file()
+    assert not any(Path(tempfile.gettempdir()).glob(job))  # not in the system temp folder either

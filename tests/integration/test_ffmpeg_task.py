@@ -165,7 +165,7 @@ def task_env(aws: Aws, job: Job, **vidp: str) -> dict[str, str]:
 
 def run_task(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pipeline.ffmpeg_task"],
+        [sys.executable, "-m", "pipeline.task"],
         env=env,
         cwd=REPO,
         capture_output=True,
@@ -225,6 +225,7 @@ def test_success_uploads_output_then_manifest(aws: Aws, job: Job, clip: ClipFact
     logged = events(done.stdout)
     phases = [e["event"] for e in logged if e["event"] != "progress"]
     assert phases == ["start", "downloaded", "encoded", "uploaded", "done"]
+    assert logged[0]["kind"] == "whole-file"  # VIDP_TASK_KIND unset: the default job
     percents = [e["percent"] for e in logged if e["event"] == "progress"]
     assert percents and percents[-1] == 100.0
     assert all(later - earlier >= 5 for earlier, later in itertools.pairwise(percents))
@@ -285,7 +286,7 @@ def test_sigterm_mid_encode_stops_ffmpeg_and_leaves_nothing(aws: Aws, job: Job, 
     }
     env = task_env(aws, job, **inputs, preset="veryslow", threads="1")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.ffmpeg_task"],
+        [sys.executable, "-m", "pipeline.task"],
         env=env,
         cwd=REPO,
         stdout=subprocess.PIPE,
@@ -373,7 +374,10 @@ def test_style_font_from_s3_is_downloaded_and_used(aws: Aws, job: Job, clip: Cli
     font = put(aws, job.uri("fonts/Brand Font.ttf"), DEJAVU.read_bytes())
     style = json.dumps({"font_file": font, "font_size": 20})
 
-    done = run_task(task_env(aws, job, **standard_inputs(aws, job, clip), style=style))
+    # The kind named as a deployment may name it: the default one.
+    done = run_task(
+        task_env(aws, job, **standard_inputs(aws, job, clip), style=style, task_kind="whole-file")
+    )
 
     assert done.returncode == 0, done.stderr
     assert size_of(aws, job.uri("manifest.json")) is not None
@@ -390,6 +394,7 @@ def test_style_font_from_s3_is_downloaded_and_used(aws: Aws, job: Job, clip: Cli
         ({"output_uri": "JOB/a.mp4"}, "output URI must differ"),
         ({"style": '{"font_size": "huge"'}, "style"),
         ({"style": '{"font_file": "/etc/passwd.ttf"}'}, "s3:// URI"),
+        ({"task_kind": "segment"}, "VIDP_TASK_KIND: unknown task kind (known kinds: whole-file)"),
     ],
 )
 def test_invalid_configuration_exits_3_naming_the_variable(

@@ -7,6 +7,7 @@ and history, objects, the job record. Every wait has a deadline.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import socket
@@ -25,7 +26,7 @@ from tests.conftest import SIMPLE_SRT, ClipFactory
 
 START_DEADLINE = 15.0
 TOKEN_TASK = ("python", "-m", "pipeline.local.token_task")
-FFMPEG_TASK = ("python", "-m", "pipeline.ffmpeg_task")
+FFMPEG_TASK = ("python", "-m", "pipeline.task")
 
 
 class TranscodeFailed(Exception):
@@ -360,6 +361,24 @@ def test_the_ffmpeg_task_reports_invalid_media_with_its_cause(
     error = json.loads(described["output"])["error"]
     assert error["Error"] == "InvalidMedia"  # never retried
     assert error["Cause"] == "random.mp4: not a readable video (Invalid data found when processing input)"
+    assert types(aws, described).count("TaskSubmitted") == 1
+
+
+def test_an_unknown_task_kind_fails_the_state_as_invalid_input_without_a_retry(
+    aws: LocalAws, ffmpeg_state: dict[str, Any]
+) -> None:
+    state = copy.deepcopy(ffmpeg_state["States"]["BurnAndCompress"])
+    [container] = state["Parameters"]["Overrides"]["ContainerOverrides"]
+    container["Environment"].append({"Name": "VIDP_TASK_KIND", "Value": "segment"})
+    definition = {**ffmpeg_state, "States": {**ffmpeg_state["States"], "BurnAndCompress": state}}
+
+    described = run(aws, definition, job_input(aws, "t4", "incoming/t4/in.mp4"), timeout=60)
+
+    error = json.loads(described["output"])["error"]
+    assert error["Error"] == "InvalidInput"
+    assert error["Cause"] == (
+        "invalid configuration: VIDP_TASK_KIND: unknown task kind (known kinds: whole-file)"
+    )
     assert types(aws, described).count("TaskSubmitted") == 1
 
 

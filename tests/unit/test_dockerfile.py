@@ -38,11 +38,11 @@ def test_hadolint_finds_nothing() -> None:
 
 
 def test_entrypoint_runs_the_task_module() -> None:
-    module = importlib.import_module("pipeline.ffmpeg_task")
+    module = importlib.import_module("pipeline.task.__main__")  # what `python -m pipeline.task` runs
     entrypoints = [json.loads(args) for name, args in instructions() if name == "ENTRYPOINT"]
 
     assert callable(module.main)
-    assert entrypoints == [["python", "-m", "pipeline.ffmpeg_task"]]
+    assert entrypoints == [["python", "-m", "pipeline.task"]]
 
 
 def test_installs_ffmpeg_and_the_fonts_subtitles_need() -> None:

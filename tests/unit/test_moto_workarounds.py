@@ -275,7 +275,7 @@ def fargate(*, container_memory: bool = True, dns_hostnames: bool = True) -> dic
         workarounds.fargate_run_task_needs_vpc_dns_hostnames(ec2, vpc)
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
     group = ec2.create_security_group(GroupName="g", Description="g", VpcId=vpc)["GroupId"]
-    container = {"name": "app", "image": "app:1", "command": ["python", "-m", "pipeline.ffmpeg_task"]}
+    container = {"name": "app", "image": "app:1", "command": ["python", "-m", "pipeline.task"]}
     if container_memory:
         container = workarounds.fargate_run_task_needs_container_memory(container, "2048")
     definition = ecs.register_task_definition(
