@@ -332,7 +332,7 @@ def executions_list(endpoint_url: Annotated[str, ENDPOINT_OPTION] = "http://127.
     from pipeline.local.clients import Endpoint
 
     remote = Endpoint(endpoint_url)
-    listed = remote.client("stepfunctions").list_executions(stateMachineArn=remote.state_machine_arn)
+    listed = remote.client("stepfunctions").list_executions(stateMachineArn=remote.names.state_machine_arn)
     table = Table(title=f"executions on {endpoint_url}", title_justify="left")
     for column in ("name", "status", "started", "stopped", "execution ARN"):
         table.add_column(column, overflow="fold")

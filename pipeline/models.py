@@ -362,7 +362,20 @@ class SubtitlesFetched(BaseModel):
     dropped: int
 
 
-class FinalOutput(BaseModel):
+class OutputFacts(BaseModel):
+    """What an encoded output is (Finalise reads it from the task's manifest, or from the final
+    object's metadata)."""
+
+    size: int = Field(description="bytes of the output object")
+    duration: float
+    width: int
+    height: int
+    video_codec: str
+    audio_codec: str | None
+    quality: QualityScore | None = None
+
+
+class FinalOutput(OutputFacts):
     """Finalise's result at ``$.output``: where the video is and what it is.
 
     No presigned URL here: state output is kept in the execution history, and a URL signed with
@@ -371,14 +384,7 @@ class FinalOutput(BaseModel):
 
     s3_uri: str
     key: str
-    size: int
-    duration: float
-    width: int
-    height: int
-    video_codec: str
-    audio_codec: str | None
     codecs: str = Field(description='"h264/aac", or "h264" without audio')
-    quality: QualityScore | None = None
 
 
 class Failure(BaseModel):
@@ -388,6 +394,10 @@ class Failure(BaseModel):
     error: str = Field(description="one line, for people")
     error_name: str = Field(description="the Step Functions error name")
     failed_state: str
+
+    def record_fields(self) -> dict[str, str]:
+        """The failure as the job record stores it."""
+        return {"error_code": self.error_code, "error_message": self.error, "failed_state": self.failed_state}
 
 
 class FailureReport(Failure, JobLabels):
@@ -450,18 +460,17 @@ class JobRecord(BaseModel):
     ) -> JobRecord:
         """The first record of a job: ValidateInput's claim, or MarkFailed's for a request that
         never became a job. The record keeps the caller's ids, never its callback URL or metadata."""
+        ids = labels.model_dump(include={"source_video_id", "task_id", "batch_id"})
+        times = {"created_at": created_at, "updated_at": updated_at}
         return cls(
             video_id=video_id_for(job_id),
             job_id=job_id,
             filename=filename,
             status=status,
-            created_at=created_at,
-            updated_at=updated_at,
             execution_arn=execution_arn,
-            source_video_id=labels.source_video_id,
-            task_id=labels.task_id,
-            batch_id=labels.batch_id,
             resolution=resolution,
+            **times,
+            **ids,
             **fields,
         )
 
@@ -529,6 +538,11 @@ class FailedCallback(BaseModel):
     error_code: str
     failed_state: str
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def of(cls, report: FailureReport) -> FailedCallback:
+        """The callback of a failure MarkFailed reported."""
+        return cls.model_validate(report.model_dump(include=set(cls.model_fields) - {"status"}))
 
 
 # --- step events: what each Lambda receives (the ASL's Parameters) and returns ---------------

@@ -254,29 +254,52 @@ def _is_ip_literal(host: str) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class _Budget:
+    """The time of one call: each socket operation's timeouts, and the deadline of the whole call
+    (all hops): ``connect + _DEADLINE_READS * read`` from its start."""
+
+    connect: float
+    read: float
+    deadline: float
+
+    @classmethod
+    def start(cls, connect_timeout: float, read_timeout: float) -> _Budget:
+        if connect_timeout <= 0 or read_timeout <= 0:
+            raise ValueError("timeouts must be positive")
+        deadline = time.monotonic() + connect_timeout + _DEADLINE_READS * read_timeout
+        return cls(connect=connect_timeout, read=read_timeout, deadline=deadline)
+
+    def timeout(self, what: str) -> httpx.Timeout:
+        """httpx's timeouts for the next request, none past the deadline."""
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise HttpUnavailable(f"{what} ran out of time")
+        connect, read = min(self.connect, remaining), min(self.read, remaining)
+        return httpx.Timeout(connect=connect, read=read, write=read, pool=connect)
+
+
+@dataclass(frozen=True)
+class _Reading:
+    """How a response body is read: up to ``max_bytes``, then ResponseTooLarge (GET) or cut
+    (``truncate``, POST); a redirect's body is skipped when it is followed."""
+
+    max_bytes: int
+    truncate: bool
+    skip_redirect_body: bool = False
+
+
 def _exchange(
     method: str,
     target: _Target,
     *,
     content: bytes | None,
     headers: Mapping[str, str],
-    connect_timeout: float,
-    read_timeout: float,
-    deadline: float,
-    max_bytes: int,
-    truncate: bool,
-    skip_redirect_body: bool,
+    budget: _Budget,
+    reading: _Reading,
 ) -> Response:
     """One request to ``target``, pinned to its checked addresses (the next one if connecting fails)."""
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        raise HttpUnavailable(f"{method} {target.where} ran out of time")
-    timeout = httpx.Timeout(
-        connect=min(connect_timeout, remaining),
-        read=min(read_timeout, remaining),
-        write=min(read_timeout, remaining),
-        pool=min(connect_timeout, remaining),
-    )
+    timeout = budget.timeout(f"{method} {target.where}")
     sent_headers = {
         "User-Agent": USER_AGENT,
         "Accept-Encoding": "identity",
@@ -301,17 +324,15 @@ def _exchange(
             try:
                 response = client.send(request, stream=True)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-                if index + 1 < len(target.addresses) and time.monotonic() < deadline:
+                if index + 1 < len(target.addresses) and time.monotonic() < budget.deadline:
                     log.info("connect failed, trying next address: %s (%s)", target.where, type(exc).__name__)
                     continue
                 raise HttpUnavailable(f"could not connect to {target.where}: {_reason(exc)}") from None
             except httpx.TransportError as exc:
                 raise HttpUnavailable(f"{method} {target.where} failed: {_reason(exc)}") from None
             try:
-                skip = skip_redirect_body and response.status_code in _REDIRECTS
-                return _read(
-                    response, target, max_bytes=max_bytes, truncate=truncate, deadline=deadline, skip=skip
-                )
+                skip = reading.skip_redirect_body and response.status_code in _REDIRECTS
+                return _read(response, target, reading, deadline=budget.deadline, skip=skip)
             except (httpx.TransportError, httpx.DecodingError) as exc:
                 raise HttpUnavailable(f"{method} {target.where} failed: {_reason(exc)}") from None
             finally:
@@ -331,14 +352,9 @@ def _reason(exc: Exception) -> str:
 
 
 def _read(
-    response: httpx.Response,
-    target: _Target,
-    *,
-    max_bytes: int,
-    truncate: bool,
-    deadline: float,
-    skip: bool,
+    response: httpx.Response, target: _Target, reading: _Reading, *, deadline: float, skip: bool
 ) -> Response:
+    max_bytes, truncate = reading.max_bytes, reading.truncate
     headers = {name.lower(): value for name, value in response.headers.items()}
     url = str(target.url)
     if skip:
@@ -361,12 +377,6 @@ def _read(
     return Response(status=response.status_code, headers=headers, body=b"".join(chunks), url=url)
 
 
-def _deadline(connect_timeout: float, read_timeout: float) -> float:
-    if connect_timeout <= 0 or read_timeout <= 0:
-        raise ValueError("timeouts must be positive")
-    return time.monotonic() + connect_timeout + _DEADLINE_READS * read_timeout
-
-
 # --- public API --------------------------------------------------------------------------------
 
 
@@ -387,24 +397,14 @@ def get(
     """
     if max_bytes < 0 or max_redirects < 0:
         raise ValueError("max_bytes and max_redirects must not be negative")
-    deadline = _deadline(connect_timeout, read_timeout)
+    budget = _Budget.start(connect_timeout, read_timeout)
     current = url
     hops = 0
     while True:
         target = _check(current)
         follow = hops < max_redirects
-        response = _exchange(
-            "GET",
-            target,
-            content=None,
-            headers={},
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            deadline=deadline,
-            max_bytes=max_bytes,
-            truncate=False,
-            skip_redirect_body=follow,
-        )
+        reading = _Reading(max_bytes, truncate=False, skip_redirect_body=follow)
+        response = _exchange("GET", target, content=None, headers={}, budget=budget, reading=reading)
         location = response.headers.get("location")
         if not (follow and response.status in _REDIRECTS and location):
             return response
@@ -430,20 +430,10 @@ def post(
     ``headers`` is ignored (it is always the URL's host). Raises :class:`UnsafeUrl` or
     :class:`HttpUnavailable`.
     """
-    deadline = _deadline(connect_timeout, read_timeout)
+    budget = _Budget.start(connect_timeout, read_timeout)
     target = _check(url)
-    return _exchange(
-        "POST",
-        target,
-        content=body,
-        headers=headers,
-        connect_timeout=connect_timeout,
-        read_timeout=read_timeout,
-        deadline=deadline,
-        max_bytes=_POST_BODY_LIMIT,
-        truncate=True,
-        skip_redirect_body=False,
-    )
+    reading = _Reading(_POST_BODY_LIMIT, truncate=True)
+    return _exchange("POST", target, content=body, headers=headers, budget=budget, reading=reading)
 
 
 # --- logging hygiene ---------------------------------------------------------------------------

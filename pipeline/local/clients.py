@@ -11,7 +11,7 @@ from typing import Any, Protocol
 import boto3
 from botocore.config import Config
 
-from pipeline.local.resources import ACCOUNT, REGION, LocalNames
+from pipeline.local.resources import REGION, LocalNames
 
 FAKE_ACCESS_KEY = "testing"
 FAKE_SECRET_KEY = "testing"  # noqa: S105 - moto accepts any credentials; these reach nothing real
@@ -39,13 +39,7 @@ class Deployment(Clients, Protocol):
     """A local AWS with the pipeline deployed: ``LocalAws`` in this process, or an ``Endpoint``."""
 
     @property
-    def bucket(self) -> str: ...
-
-    @property
-    def table_name(self) -> str: ...
-
-    @property
-    def state_machine_arn(self) -> str: ...
+    def names(self) -> LocalNames: ...
 
 
 @dataclass(frozen=True)
@@ -54,18 +48,6 @@ class Endpoint:
 
     url: str
     names: LocalNames = field(default_factory=LocalNames)
-
-    @property
-    def bucket(self) -> str:
-        return self.names.bucket
-
-    @property
-    def table_name(self) -> str:
-        return self.names.table
-
-    @property
-    def state_machine_arn(self) -> str:
-        return f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{self.names.state_machine}"
 
     def client(self, service: str) -> Any:
         return make_client(self.url, service, max_attempts=2)

@@ -51,13 +51,13 @@ def upload_inputs(aws: Deployment, video: Path, srt: str) -> tuple[str, dict[str
     s3 = aws.client("s3")
     folder = "uploads/" + _digest(video)[:16]
     video_key = f"{folder}/{video.name}"
-    s3.upload_file(str(video), aws.bucket, video_key)
+    s3.upload_file(str(video), aws.names.bucket, video_key)
     if srt.startswith(("http://", "https://")):
-        return f"s3://{aws.bucket}/{video_key}", {"url": srt}
+        return f"s3://{aws.names.bucket}/{video_key}", {"url": srt}
     srt_path = Path(srt)
     srt_key = f"{folder}/{srt_path.name}"
-    s3.upload_file(str(srt_path), aws.bucket, srt_key)
-    return f"s3://{aws.bucket}/{video_key}", {"s3_uri": f"s3://{aws.bucket}/{srt_key}"}
+    s3.upload_file(str(srt_path), aws.names.bucket, srt_key)
+    return f"s3://{aws.names.bucket}/{video_key}", {"s3_uri": f"s3://{aws.names.bucket}/{srt_key}"}
 
 
 def history(aws: Deployment, execution_arn: str) -> list[dict[str, Any]]:
@@ -116,7 +116,7 @@ def record_of_execution(aws: Deployment, described: dict[str, Any]) -> JobRecord
 
 def read_record(aws: Deployment, video_id: str) -> JobRecord | None:
     """The job record as DynamoDB holds it, or None."""
-    return jobs_table.get(video_id, table=aws.table_name, client=aws.client("dynamodb"))
+    return jobs_table.get(video_id, table=aws.names.table, client=aws.client("dynamodb"))
 
 
 def download(aws: Deployment, s3_uri: str, target: Path) -> Path:
@@ -178,7 +178,7 @@ def run_job(
     request = JobRequest.model_validate(
         {**request_fields, "video": {"s3_uri": video_uri}, "subtitles": subtitles}
     )
-    starter = Starter(aws.state_machine_arn, client=aws.client("stepfunctions"))
+    starter = Starter(aws.names.state_machine_arn, client=aws.client("stepfunctions"))
     execution_arn = starter.start(request).execution_arn
     seen = follow(aws, execution_arn, timeout=timeout, on_update=on_update)
     output_path = None

@@ -50,6 +50,10 @@ class LocalNames(Names):
     def function_arn(self, step: str) -> str:
         return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{self.function(step)}"
 
+    @property
+    def state_machine_arn(self) -> str:
+        return f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{self.state_machine}"
+
 
 STATE_MACHINE_ROLE = f"arn:aws:iam::{ACCOUNT}:role/{PREFIX}-state-machine"
 TASK_ROLE = f"arn:aws:iam::{ACCOUNT}:role/{PREFIX}-ffmpeg-task"

@@ -15,7 +15,6 @@ Idempotent, so a retry or a redrive after a crash at any point completes the job
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
@@ -25,7 +24,7 @@ from pipeline.adapters import s3
 from pipeline.adapters.s3 import ObjectHead, S3Uri
 from pipeline.failures import ObjectNotFound, ObjectTooLarge, TranscodeFailed
 from pipeline.logs import logger, step_log
-from pipeline.models import FinalOutput, Job, JobEvent, QualityScore, TaskManifest
+from pipeline.models import FinalOutput, Job, JobEvent, OutputFacts, QualityScore, TaskManifest
 
 _log = logger("finalise")
 _MAX_MANIFEST_BYTES = 1024 * 1024
@@ -38,52 +37,41 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
         return finalise(job).model_dump(mode="json")
 
 
-@dataclass(frozen=True)
-class OutputFacts:
-    """What the output is, from the manifest or from the final object's metadata."""
+def output_metadata(facts: OutputFacts, job_id: str) -> dict[str, str]:
+    """The facts as the final object's S3 user metadata (ASCII strings); its size is its own length."""
+    values: dict[str, Any] = {
+        "job-id": job_id,
+        "duration": facts.duration,
+        "width": facts.width,
+        "height": facts.height,
+        "video-codec": facts.video_codec,
+        "audio-codec": facts.audio_codec,
+        "ssim": facts.quality.ssim if facts.quality else None,
+        "psnr": facts.quality.psnr if facts.quality else None,
+    }
+    return {_META + key: str(value) for key, value in values.items() if value is not None}
 
-    size: int
-    duration: float
-    width: int
-    height: int
-    video_codec: str
-    audio_codec: str | None
-    quality: QualityScore | None
 
-    def metadata(self, job_id: str) -> dict[str, str]:
-        """As S3 user metadata (ASCII strings); ``size`` is the object's own length."""
-        values: dict[str, Any] = {
-            "job-id": job_id,
-            "duration": self.duration,
-            "width": self.width,
-            "height": self.height,
-            "video-codec": self.video_codec,
-            "audio-codec": self.audio_codec,
-            "ssim": self.quality.ssim if self.quality else None,
-            "psnr": self.quality.psnr if self.quality else None,
-        }
-        return {_META + key: str(value) for key, value in values.items() if value is not None}
-
-    @classmethod
-    def from_object(cls, head: ObjectHead, where: S3Uri) -> OutputFacts:
-        meta = {key.removeprefix(_META): value for key, value in head.metadata.items()}
-        try:
-            quality = None
-            if "ssim" in meta and "psnr" in meta:
-                quality = QualityScore(ssim=float(meta["ssim"]), psnr=float(meta["psnr"]))
-            return cls(
-                size=head.size,
-                duration=float(meta["duration"]),
-                width=int(meta["width"]),
-                height=int(meta["height"]),
-                video_codec=meta["video-codec"],
-                audio_codec=meta.get("audio-codec"),
-                quality=quality,
-            )
-        except (KeyError, ValueError):
-            raise TranscodeFailed(
-                f"{where} has no readable vidp metadata: not an output of this pipeline"
-            ) from None
+def facts_of_object(head: ObjectHead, where: S3Uri) -> OutputFacts:
+    """The facts a final object carries in its metadata (``output_metadata``'s reverse)."""
+    meta = {key.removeprefix(_META): value for key, value in head.metadata.items()}
+    try:
+        quality = None
+        if "ssim" in meta and "psnr" in meta:
+            quality = QualityScore(ssim=float(meta["ssim"]), psnr=float(meta["psnr"]))
+        return OutputFacts(
+            size=head.size,
+            duration=float(meta["duration"]),
+            width=int(meta["width"]),
+            height=int(meta["height"]),
+            video_codec=meta["video-codec"],
+            audio_codec=meta.get("audio-codec"),
+            quality=quality,
+        )
+    except (KeyError, ValueError):
+        raise TranscodeFailed(
+            f"{where} has no readable vidp metadata: not an output of this pipeline"
+        ) from None
 
 
 def finalise(job: Job) -> FinalOutput:
@@ -95,7 +83,8 @@ def finalise(job: Job) -> FinalOutput:
         if (output_head := s3.head_or_none(output)) is not None:
             facts = _facts_from_manifest(manifest, size=output_head.size)
             try:
-                s3.copy(output, final, content_type="video/mp4", metadata=facts.metadata(job.job_id))
+                metadata = output_metadata(facts, job.job_id)
+                s3.copy(output, final, content_type="video/mp4", metadata=metadata)
             except ObjectNotFound:  # gone since the head: nothing else deletes it
                 raise TranscodeFailed(f"the encoded output {output} disappeared during the copy") from None
         elif (final_head := _own_final_object(job, final)) is not None:
@@ -108,23 +97,13 @@ def finalise(job: Job) -> FinalOutput:
             raise TranscodeFailed(
                 f"no manifest at s3://{job.bucket}/{job.work.manifest}: the encode never completed"
             )
-        facts = OutputFacts.from_object(final_head, final)
+        facts = facts_of_object(final_head, final)
         _log.info("final object already in place: rebuilding the output", extra={"job_id": job.job_id})
     removed = s3.delete_prefix(job.bucket, job.work.prefix, last=job.work.manifest)
     _log.info("work prefix cleared", extra={"job_id": job.job_id, "objects": removed})
 
-    return FinalOutput(
-        s3_uri=str(final),
-        key=final.key,
-        size=facts.size,
-        duration=facts.duration,
-        width=facts.width,
-        height=facts.height,
-        video_codec=facts.video_codec,
-        audio_codec=facts.audio_codec,
-        codecs="/".join(codec for codec in (facts.video_codec, facts.audio_codec) if codec),
-        quality=facts.quality,
-    )
+    codecs = "/".join(codec for codec in (facts.video_codec, facts.audio_codec) if codec)
+    return FinalOutput(s3_uri=str(final), key=final.key, codecs=codecs, **facts.model_dump())
 
 
 def _read_manifest(job: Job) -> TaskManifest | None:
@@ -149,15 +128,8 @@ def _read_manifest(job: Job) -> TaskManifest | None:
 
 
 def _facts_from_manifest(manifest: TaskManifest, *, size: int) -> OutputFacts:
-    return OutputFacts(
-        size=size,
-        duration=manifest.duration,
-        width=manifest.width,
-        height=manifest.height,
-        video_codec=manifest.video_codec,
-        audio_codec=manifest.audio_codec,
-        quality=manifest.quality,
-    )
+    known = manifest.model_dump(include=set(OutputFacts.model_fields) - {"size"})
+    return OutputFacts(size=size, **known)
 
 
 def _own_final_object(job: Job, final: S3Uri) -> ObjectHead | None:

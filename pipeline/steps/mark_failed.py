@@ -131,15 +131,7 @@ def _fail_job(job: Job, failure: Failure, now: str, table: str) -> FailureReport
 
 
 def _mark(video_id: str, job_id: str, failure: Failure, now: str, table: str) -> bool:
-    return jobs_table.mark_failed(
-        video_id,
-        job_id,
-        error_code=failure.error_code,
-        error_message=failure.error,
-        failed_state=failure.failed_state,
-        now=now,
-        table=table,
-    )
+    return jobs_table.mark_failed(video_id, job_id, **failure.record_fields(), now=now, table=table)
 
 
 def _clean_up(job: Job) -> None:
@@ -244,9 +236,7 @@ def _fail_request(
         created_at=now,
         updated_at=now,
         execution_arn=execution_arn,
-        error_code=failure.error_code,
-        error_message=failure.error,
-        failed_state=failure.failed_state,
+        **failure.record_fields(),
     )
     report = _report(failure, got.job_id, got.video_id, got)
     if jobs_table.put_failed(record, table=table):

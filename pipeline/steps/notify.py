@@ -102,17 +102,7 @@ def completed_payload(notice: CompletedNotice, settings: StepSettings) -> Comple
 
 
 def failed_payload(notice: FailedNotice) -> FailedCallback:
-    report = notice.failed
-    return FailedCallback(
-        task_id=report.task_id,
-        batch_id=report.batch_id,
-        video_id=report.video_id,
-        job_id=report.job_id,
-        error=report.error,
-        error_code=report.error_code,
-        failed_state=report.failed_state,
-        metadata=report.metadata,
-    )
+    return FailedCallback.of(notice.failed)
 
 
 def _call_back(

@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from bundle_lambda import BUNDLE_DIR  # noqa: E402
 
+IMPORT_TIME = "import time:"
 # A schedule is configured so that its DLQ is synthesized and checked too.
 REPROCESS_REQUEST = {
     "video": {"s3_uri": "s3://example/incoming/a.mp4"},
@@ -35,7 +36,9 @@ CONTEXT = {
 }
 
 
-def run_app(outdir: Path, context: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+def run_app(
+    outdir: Path, context: dict[str, Any], *, python_flags: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
     """``python app.py`` with ``context`` as ``cdk synth -c ...`` passes it, no credentials, no Docker."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CDK_"))}
     env |= {
@@ -46,7 +49,7 @@ def run_app(outdir: Path, context: dict[str, Any]) -> subprocess.CompletedProces
         "DOCKER_HOST": "unix:///nonexistent/docker.sock",
     }
     return subprocess.run(
-        [sys.executable, str(ROOT / "app.py")],
+        [sys.executable, *python_flags, str(ROOT / "app.py")],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -64,6 +67,7 @@ class Synth:
     template: dict[str, Any]
     assertions: Any  # aws_cdk.assertions.Template
     bundle: Path
+    imported: frozenset[str]  # every module `python app.py` imported (python -X importtime)
 
     def resources(self, kind: str) -> dict[str, dict[str, Any]]:
         return {k: v for k, v in self.template["Resources"].items() if v["Type"] == kind}
@@ -80,8 +84,17 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     from aws_cdk.assertions import Template
 
     outdir = tmp_path_factory.mktemp("cdk.out")
-    run = run_app(outdir, CONTEXT)
+    run = run_app(outdir, CONTEXT, python_flags=("-X", "importtime"))
+    imports = [line for line in run.stderr.splitlines() if line.startswith(IMPORT_TIME)]
+    rest = "\n".join(line for line in run.stderr.splitlines() if not line.startswith(IMPORT_TIME))
     # A cdk-nag finding makes app.synth() raise ValidationFailed: the run fails with its report.
-    assert run.returncode == 0, run.stderr[-4000:]
+    assert run.returncode == 0, rest[-4000:]
     template = json.loads((outdir / "vidp-dev.template.json").read_text(encoding="utf-8"))
-    return Synth(outdir=outdir, template=template, assertions=Template.from_json(template), bundle=BUNDLE_DIR)
+    imported = frozenset(line.rpartition("|")[2].strip() for line in imports)
+    return Synth(
+        outdir=outdir,
+        template=template,
+        assertions=Template.from_json(template),
+        bundle=BUNDLE_DIR,
+        imported=imported,
+    )

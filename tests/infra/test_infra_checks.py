@@ -218,3 +218,19 @@ def test_the_bundle_imports_every_handler_on_cpython_312(synth: Synth) -> None:
         timeout=120,
     )
     assert run.returncode == 0, run.stderr[-2000:]
+
+
+# --- what synth loads ---------------------------------------------------------------------------
+
+
+def test_synth_loads_neither_moto_nor_the_local_aws(synth: Synth) -> None:
+    # The run's own imports, as `python -X importtime app.py` listed them (a check that can fail:
+    # the infra code and the facts it shares with the product are in the list).
+    assert {"aws_cdk", "infra.stack", "pipeline.deployment", "state_machine"} <= synth.imported
+    assert not {name for name in synth.imported if name == "moto" or name.startswith("moto.")}
+    assert not {name for name in synth.imported if name.startswith("pipeline.local")}
+    assert not {
+        name
+        for name in synth.imported
+        if name.startswith("pipeline.steps.") and name != "pipeline.steps.registry"
+    }

@@ -1,5 +1,5 @@
-"""The step tests' AWS: moto in-process, with the resources the local AWS creates (the same
-bucket notification, table and indexes), and a local HTTP server.
+"""The step tests' AWS: moto in-process, with the table the local AWS creates (the same key and
+indexes), and a local HTTP server (``tests.support.server``).
 
 ``tests/unit/conftest.py`` turns ``start_aws`` and ``start_server`` into the ``aws`` and
 ``server`` fixtures. ``Aws.save`` runs the definition's own RecordMetadata state on moto's
@@ -9,12 +9,10 @@ interpreter, so a test's "saved" record is the one the state machine writes.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import boto3
@@ -29,6 +27,7 @@ from pipeline.local.resources import ACCOUNT, LocalNames, create_table
 from pipeline.models import FinalOutput, Job, JobRecord, TaskManifest
 from pipeline.steps.settings import step_settings
 from pipeline.steps.validate_input import handler as validate_handler
+from tests.support.server import LocalServer, Received
 
 BUCKET = "vidp-test-bucket"
 TABLE = "vidp-jobs"
@@ -217,73 +216,6 @@ def encoded(aws: Aws, job: Job, *, audio: bool = True, body: bytes = b"encoded v
 
 
 # --- a local HTTP server ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Reply:
-    status: int = 200
-    body: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Received:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
-class LocalServer:
-    """ThreadingHTTPServer on 127.0.0.1: each path answers its replies in turn (the last repeats)."""
-
-    def __init__(self) -> None:
-        self.routes: dict[str, list[Reply]] = {}
-        self.received: list[Received] = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _answer(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                server.received.append(
-                    Received(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
-                )
-                replies = server.routes.get(self.path.split("?", 1)[0]) or [Reply(404, b"no such route")]
-                reply = replies.pop(0) if len(replies) > 1 else replies[0]
-                self.send_response(reply.status)
-                for name, value in reply.headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(reply.body)))
-                self.end_headers()
-                self.wfile.write(reply.body)
-
-            do_GET = _answer
-            do_POST = _answer
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.02,), daemon=True)
-
-    def __enter__(self) -> LocalServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-
-    def route(self, path: str, *replies: Reply) -> str:
-        self.routes[path] = list(replies)
-        return self.url(path)
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}{path}"
-
-    def posts(self) -> list[Received]:
-        return [item for item in self.received if item.method == "POST"]
 
 
 def start_server() -> Iterator[LocalServer]:

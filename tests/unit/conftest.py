@@ -6,7 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.aws import Aws, LocalServer, start_aws, start_server
+from tests.support.aws import Aws, start_aws, start_server
+from tests.support.server import LocalServer
 
 
 @pytest.fixture

@@ -17,12 +17,11 @@ from tests.support.aws import (
     EXECUTION,
     STARTED_AT,
     Aws,
-    LocalServer,
-    Reply,
     encoded,
     request,
     verify_callback,
 )
+from tests.support.server import LocalServer, Reply
 
 
 def invoke(step: str, event: dict[str, Any]) -> dict[str, Any]:

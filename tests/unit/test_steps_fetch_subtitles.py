@@ -14,11 +14,10 @@ from tests.support.aws import (
     BUCKET,
     SRT,
     Aws,
-    LocalServer,
-    Reply,
     claim,
     request,
 )
+from tests.support.server import LocalServer, Reply
 
 
 def fetch(job: Job) -> SubtitlesFetched:

@@ -12,39 +12,24 @@ import requests
 
 from pipeline.adapters import webhooks
 from pipeline.failures import WebhookVerificationFailed
-from pipeline.models import CallbackDelivery, FailureReport, FinalOutput, Job
+from pipeline.models import CallbackDelivery, FailureReport, Job
 from pipeline.steps.notify import handler
 from tests.support.aws import (
     SECRET,
     Aws,
-    LocalServer,
-    Reply,
     claim,
+    final_output,
     request,
     verify_callback,
 )
-
-
-def output_of(job: Job) -> FinalOutput:
-    return FinalOutput(
-        s3_uri=f"s3://bucket/{job.final_key}",
-        key=job.final_key,
-        size=1234,
-        duration=2.5,
-        width=1280,
-        height=720,
-        video_codec="h264",
-        audio_codec="aac",
-        codecs="h264/aac",
-        quality=None,
-    )
+from tests.support.server import LocalServer, Reply
 
 
 def completed(job: Job) -> CallbackDelivery:
     event: dict[str, Any] = {
         "outcome": "completed",
         "job": job.model_dump(mode="json"),
-        "output": output_of(job).model_dump(mode="json"),
+        "output": final_output(job).model_dump(mode="json"),
         "started_at": "2026-01-02T03:04:05.678Z",
     }
     return CallbackDelivery.model_validate(handler(event, None))

@@ -24,7 +24,7 @@ from pipeline.task.__main__ import EXIT_OK, run_job
 from pipeline.task.config import ReportSettings, TaskConfig
 from pipeline.task.variant import Variant, Workspace
 from tests.conftest import SIMPLE_SRT, ClipFactory
-from tests.unit.test_steps_support import BUCKET, Aws
+from tests.support.aws import BUCKET, Aws
 
 
 def test_the_jobs_files_stay_in_the_task_scratch_folder_and_tempfile_tempdir_is_untouched(
