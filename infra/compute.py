@@ -105,7 +105,7 @@ class FfmpegCompute(Construct):
         self.cluster = ecs.Cluster(
             self,
             "Cluster",
-            cluster_name=config.prefix,
+            cluster_name=config.names.cluster,
             vpc=network.vpc,
             container_insights_v2=ecs.ContainerInsights.ENABLED,
         )
@@ -113,7 +113,7 @@ class FfmpegCompute(Construct):
         self.task_definition = ecs.FargateTaskDefinition(
             self,
             "Task",
-            family=config.name("ffmpeg"),
+            family=config.names.task_family,
             cpu=config.task_cpu,
             memory_limit_mib=config.task_memory_mib,
             ephemeral_storage_gib=config.task_ephemeral_gib,

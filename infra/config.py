@@ -11,6 +11,8 @@ from aws_cdk import aws_logs as logs
 from constructs import Node
 from pydantic import BaseModel, ConfigDict, JsonValue, ValidationError, field_validator, model_validator
 
+from pipeline.deployment import Names
+
 PROJECT = "vidp"
 # The retention periods a deployment may pick (context log_retention_days), of those CloudWatch has.
 RETENTION_DAYS = {
@@ -115,6 +117,11 @@ class DeployConfig(BaseModel):
         return f"{PROJECT}-{self.env}"
 
     @property
+    def names(self) -> Names:
+        """The deployment's resource names, by ``pipeline.deployment``'s scheme (the local AWS's too)."""
+        return Names(self.prefix)
+
+    @property
     def is_prod(self) -> bool:
         return self.env == "prod"
 
@@ -142,7 +149,7 @@ class DeployConfig(BaseModel):
         return self.task_cpu // 1024
 
     def name(self, what: str) -> str:
-        return f"{self.prefix}-{what}"
+        return self.names.name(what)
 
 
 def _one_line(error: ValidationError) -> str:

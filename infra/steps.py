@@ -59,7 +59,7 @@ class StepFunctions(Construct):
         table: dynamodb.ITable,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.event_bus = events.EventBus(self, "Bus", event_bus_name=config.prefix)
+        self.event_bus = events.EventBus(self, "Bus", event_bus_name=config.names.event_bus)
         self.webhook_secret = self._webhook_secret(config)
         timeouts = state_timeouts()
         environment = {
@@ -79,7 +79,7 @@ class StepFunctions(Construct):
             function = lambda_.Function(
                 self,
                 step,
-                function_name=config.name(step),
+                function_name=config.names.function(step),
                 runtime=RUNTIME,
                 architecture=lambda_.Architecture.X86_64,
                 handler=handler_path(step),

@@ -19,7 +19,7 @@ class JobsTable(Construct):
         self.table = dynamodb.Table(
             self,
             "Jobs",
-            table_name=config.name("jobs"),
+            table_name=config.names.table,
             partition_key=dynamodb.Attribute(name=TABLE_KEY, type=_S),
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(

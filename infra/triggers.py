@@ -83,7 +83,7 @@ class UploadTrigger(Construct):
         self.starter = lambda_.Function(
             self,
             "Starter",
-            function_name=config.name("UploadStarter"),
+            function_name=config.names.function("UploadStarter"),
             runtime=RUNTIME,
             architecture=lambda_.Architecture.X86_64,
             handler=STARTER_HANDLER,
@@ -113,7 +113,7 @@ class UploadTrigger(Construct):
                     Stack.of(self).format_arn(
                         service="states",
                         resource="execution",
-                        resource_name=f"{config.name('pipeline')}:*",
+                        resource_name=f"{config.names.state_machine}:*",
                         arn_format=ArnFormat.COLON_RESOURCE_NAME,
                     )
                 ],
@@ -143,7 +143,7 @@ class UploadTrigger(Construct):
         acknowledge(
             self.starter,
             f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:"
-            f"execution:{config.name('pipeline')}:*]",
+            f"execution:{config.names.state_machine}:*]",
             "DescribeExecution of this state machine's executions only (to confirm a duplicate); "
             "execution names are per job, so the name must be a wildcard.",
         )

@@ -47,14 +47,14 @@ class Workflow(Construct):
         self.log_group = logs.LogGroup(
             self,
             "Logs",
-            log_group_name=f"/aws/vendedlogs/states/{config.name('pipeline')}",
+            log_group_name=f"/aws/vendedlogs/states/{config.names.state_machine}",
             retention=config.log_retention,
             removal_policy=config.removal_policy,
         )
         self.state_machine = sfn.StateMachine(
             self,
             "StateMachine",
-            state_machine_name=config.name("pipeline"),
+            state_machine_name=config.names.state_machine,
             state_machine_type=sfn.StateMachineType.STANDARD,
             definition_body=sfn.DefinitionBody.from_file(str(state_machine.DEFINITION_PATH)),
             definition_substitutions=substitutions(functions, compute, table),

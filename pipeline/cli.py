@@ -28,6 +28,7 @@ from pipeline.models import (
     JobRecord,
     JobRequest,
     SubtitleStyle,
+    validation_problems,
 )
 
 if TYPE_CHECKING:
@@ -59,13 +60,13 @@ def parse_style(pairs: list[str]) -> SubtitleStyle:
     try:
         return SubtitleStyle.model_validate(values)
     except ValidationError as err:
-        raise InvalidInput(f"invalid --style: {_first_error(err)}") from None
+        raise InvalidInput(
+            f"invalid --style: {validation_problems(err, whole='value', first_only=True)}"
+        ) from None
 
 
 def _first_error(err: ValidationError) -> str:
-    first = err.errors()[0]
-    where = ".".join(str(part) for part in first["loc"]) or "value"
-    return f"{where}: {first['msg']}"
+    return validation_problems(err, whole="value", first_only=True)
 
 
 def _summary(result: EncodeResult) -> str:
@@ -108,7 +109,7 @@ def burn(
             }
         )
     except ValidationError as err:
-        _fail(f"invalid option {_first_error(err)}", EXIT_INVALID)
+        _fail(f"invalid option {validation_problems(err, whole='value', first_only=True)}", EXIT_INVALID)
     except InvalidInput as err:
         _fail(str(err), EXIT_INVALID)
 
@@ -241,7 +242,9 @@ def _request_fields(
     try:
         JobRequest.model_validate({**fields, **probe_request})
     except ValidationError as err:
-        raise InvalidInput(f"invalid option {_first_error(err)}") from None
+        raise InvalidInput(
+            f"invalid option {validation_problems(err, whole='value', first_only=True)}"
+        ) from None
     return fields
 
 

@@ -224,7 +224,7 @@ def failure_message(error_name: str, cause: str | None, failed_state: str) -> st
     ours = error_code(error_name) != INTERNAL_ERROR
     text = cause_text(cause)
     if not ours:
-        text = text.split("\n", 1)[0][:_MAX_FOREIGN_MESSAGE]
+        text = text.strip().split("\n", 1)[0][:_MAX_FOREIGN_MESSAGE]
     if error_name in TIMEOUT_ERRORS:
         text = f"{failed_state} timed out" + (f": {text}" if text else "")
     elif not text:

@@ -10,7 +10,15 @@ import hashlib
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from pipeline import deployment
 
@@ -87,10 +95,9 @@ class SubtitleStyle(BaseModel):
         return value
 
 
-class EncodeOptions(BaseModel):
-    """What the engine is asked to produce."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class EncodeFields(BaseModel):
+    """What a job asks the engine for, declared once: the request, the Fargate task's
+    configuration and the engine's options all carry these fields."""
 
     resolution: Resolution = "720p"
     crf: Annotated[int, Field(ge=0, le=51)] = DEFAULT_CRF
@@ -98,6 +105,18 @@ class EncodeOptions(BaseModel):
     style: SubtitleStyle = SubtitleStyle()
     upscale: bool = Field(default=False, description="allow output larger than the source")
     quality: bool = Field(default=False, description="measure SSIM/PSNR against the source")
+
+    def encode_options(self, style: SubtitleStyle | None = None) -> EncodeOptions:
+        """These fields as the engine's options; ``style`` replaces this style (for instance the
+        same style naming a downloaded font's local path)."""
+        fields = {name: getattr(self, name) for name in EncodeFields.model_fields}
+        return EncodeOptions(**{**fields, "style": style or self.style})
+
+
+class EncodeOptions(EncodeFields):
+    """What the engine is asked to produce."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class VideoStream(BaseModel):
@@ -196,6 +215,14 @@ JobStatus = Literal["processing", "saved", "failed"]
 MAX_METADATA_BYTES = 4096
 
 
+def validation_problems(err: ValidationError, *, whole: str = "request", first_only: bool = False) -> str:
+    """What is wrong, as ``field.path: message`` joined by ``; ``; never the values (a request
+    may hold secrets). ``whole`` names a problem of the value as a whole."""
+    items = err.errors(include_url=False, include_input=False)
+    shown = items[:1] if first_only else items
+    return "; ".join(f"{'.'.join(str(part) for part in e['loc']) or whole}: {e['msg']}" for e in shown)
+
+
 def _metadata_size(value: dict[str, Any]) -> dict[str, Any]:
     if len(json.dumps(value, separators=(",", ":"), default=str).encode()) > MAX_METADATA_BYTES:
         raise ValueError(f"metadata is larger than {MAX_METADATA_BYTES} bytes of JSON")
@@ -245,17 +272,11 @@ class JobLabels(BaseModel):
         return {name: getattr(self, name) for name in JobLabels.model_fields}
 
 
-class JobRequest(JobLabels):
+class JobRequest(JobLabels, EncodeFields):
     """The execution input: StartExecution, an S3 upload's sidecar, or a reprocessing schedule."""
 
     video: VideoSource
     subtitles: SubtitleSource
-    resolution: Resolution = "720p"
-    crf: Annotated[int, Field(ge=0, le=51)] = DEFAULT_CRF
-    preset: Preset = DEFAULT_PRESET
-    style: SubtitleStyle = SubtitleStyle()
-    upscale: bool = False
-    quality: bool = False
     job_id: JobId | None = Field(default=None, description="derived from the request when absent")
 
     @field_validator("style")
@@ -274,10 +295,6 @@ class JobRequest(JobLabels):
 
     def resolved_job_id(self) -> str:
         return self.job_id or "job-" + self.idempotency_key()[:32]
-
-    def encode_options(self) -> EncodeOptions:
-        """What the engine is asked to produce (the request names EncodeOptions' fields alike)."""
-        return EncodeOptions(**{name: getattr(self, name) for name in EncodeOptions.model_fields})
 
 
 def video_id_for(job_id: str) -> str:
@@ -322,6 +339,15 @@ class Job(JobLabels):
     work: WorkKeys
     created_at: str
     attempt: int = 1
+
+    @model_validator(mode="before")
+    @classmethod
+    def _work_of_an_older_state(cls, data: Any) -> Any:
+        # An execution started before jobs carried their work keys (or redriven from then) has
+        # a $.job without them: they follow from the job id, as they always have.
+        if isinstance(data, dict) and "work" not in data and isinstance(data.get("job_id"), str):
+            return {**data, "work": WorkKeys.of(data["job_id"]).model_dump()}
+        return data
 
     @model_validator(mode="after")
     def _work_follows_the_layout(self) -> Job:

@@ -38,7 +38,7 @@ from pipeline.adapters import s3
 from pipeline.adapters.s3 import S3Uri
 from pipeline.failures import JobConflict, ObjectNotFound, ObjectTooLarge
 from pipeline.logs import logger, step_log
-from pipeline.models import JobRequest
+from pipeline.models import JobRequest, validation_problems
 
 _log = logger("starter")
 SIDECAR_SUFFIX = ".job.json"
@@ -136,7 +136,7 @@ def uploaded_object(event: Mapping[str, Any]) -> S3Uri:
     try:
         parsed = S3EventNotificationEventBridgeModel.model_validate(event)
     except ValidationError as err:
-        raise UploadRejected(f"not an S3 event: {_problems(err)}") from None
+        raise UploadRejected(f"not an S3 event: {validation_problems(err)}") from None
     return S3Uri(parsed.detail.bucket.name, parsed.detail.object.key)
 
 
@@ -189,7 +189,7 @@ def request_for_upload(bucket: str, key: str, *, s3_client: Any = None) -> JobRe
     try:
         return JobRequest.model_validate(fields)
     except ValidationError as err:
-        raise UploadRejected(f"invalid job description: {_problems(err)}") from None
+        raise UploadRejected(f"invalid job description: {validation_problems(err)}") from None
 
 
 def _read_sidecar(uri: S3Uri, client: Any) -> dict[str, Any] | None:
@@ -206,13 +206,6 @@ def _read_sidecar(uri: S3Uri, client: Any) -> dict[str, Any] | None:
     if not isinstance(data, dict):
         raise UploadRejected(f"{uri.key!r} is not a JSON object")
     return cast(dict[str, Any], data)
-
-
-def _problems(err: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'request'}: {e['msg']}"
-        for e in err.errors(include_input=False, include_url=False)
-    )
 
 
 # --- the upload trigger's Lambda ---------------------------------------------------------------

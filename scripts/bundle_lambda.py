@@ -29,9 +29,9 @@ BUNDLE_FORMAT = "2"  # bump when the way dependencies are installed changes
 # In the Lambda runtime already (boto3) or only for the `vidp` CLI (typer, rich).
 NOT_BUNDLED = {"boto3", "typer", "rich"}
 SDIST_ONLY = {"srt"}
-# Not needed by a Lambda: the embedded local AWS (moto), the CLI, and sample media.
+# Not needed by a Lambda: the embedded local AWS (moto), the Fargate task, the CLI, sample media.
 CODE_EXCLUDES = ("__pycache__", "*.pyc", "cli.py")
-EXCLUDED_PACKAGES = {"local", "samples", "__pycache__"}
+EXCLUDED_PACKAGES = {"local", "task", "samples", "__pycache__"}
 
 
 def runtime_requirements() -> list[str]:

@@ -329,7 +329,7 @@ def presign_get(uri: S3Uri, *, expires_in: int) -> str:
 
 
 def storage_error(err: ClientError | BotoCoreError, uri: S3Uri, *, reading: bool) -> VidpError:
-    """Translate a boto error into InvalidInput, StorageUnavailable or StorageFailed (one line)."""
+    """Translate a boto error into ObjectNotFound, StorageUnavailable or StorageFailed (one line)."""
     if isinstance(err, BotoCoreError):
         # Connection refused/reset, timeouts, retries exhausted: the network or S3, not the data.
         return StorageUnavailable(f"{uri}: S3 unreachable ({type(err).__name__})")

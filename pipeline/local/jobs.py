@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.adapters import jobs_table
+from pipeline.deployment import UPLOADS_PREFIX
 from pipeline.local.clients import Deployment
 from pipeline.models import JobRecord, JobRequest, video_id_for
 from pipeline.starter import Starter
@@ -49,7 +50,7 @@ def upload_inputs(aws: Deployment, video: Path, srt: str) -> tuple[str, dict[str
     Returns the video's s3:// URI and the JobRequest ``subtitles`` object (URL or s3://).
     """
     s3 = aws.client("s3")
-    folder = "uploads/" + _digest(video)[:16]
+    folder = UPLOADS_PREFIX + _digest(video)[:16]
     video_key = f"{folder}/{video.name}"
     s3.upload_file(str(video), aws.names.bucket, video_key)
     if srt.startswith(("http://", "https://")):

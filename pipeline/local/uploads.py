@@ -13,6 +13,7 @@ import threading
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from pipeline.failures import VidpError
 from pipeline.local.clients import Clients
 from pipeline.starter import Starter, UploadRejected, UploadStarted, start_upload, uploaded_object
 
@@ -63,7 +64,7 @@ class UploadStarter:
         while not self._stopping.is_set():
             try:
                 handled = self._poll_once()
-            except (ClientError, BotoCoreError, OSError) as err:
+            except (ClientError, BotoCoreError, OSError, VidpError) as err:  # S3 or SQS trouble: poll again
                 if not self._stopping.is_set():
                     log.warning("upload starter: polling failed: %s", err)
                 handled = 0

@@ -12,7 +12,7 @@ from pipeline.adapters import jobs_table, s3
 from pipeline.adapters.s3 import S3Uri
 from pipeline.failures import InvalidInput, ObjectNotFound
 from pipeline.logs import logger, step_log
-from pipeline.models import Job, JobRecord, JobRequest, Validated, ValidateInputEvent
+from pipeline.models import Job, JobRecord, JobRequest, Validated, ValidateInputEvent, validation_problems
 from pipeline.steps.settings import StepSettings, step_settings
 
 _log = logger("validate_input")
@@ -85,9 +85,7 @@ def parse_request(raw: Any) -> JobRequest:
     try:
         return JobRequest.model_validate(raw)
     except ValidationError as err:
-        first = err.errors(include_url=False, include_input=False)[0]
-        where = ".".join(str(part) for part in first["loc"]) or "request"
-        raise InvalidInput(f"invalid request: {where}: {first['msg']}") from None
+        raise InvalidInput(f"invalid request: {validation_problems(err, first_only=True)}") from None
 
 
 def normalise_time(text: str) -> str:

@@ -15,15 +15,9 @@ from pydantic import BeforeValidator, DirectoryPath, Field, ValidationError, mod
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from pipeline.adapters.s3 import S3Uri
+from pipeline.deployment import MANIFEST_NAME
 from pipeline.failures import InvalidInput
-from pipeline.models import (
-    DEFAULT_CRF,
-    DEFAULT_PRESET,
-    EncodeOptions,
-    Preset,
-    Resolution,
-    SubtitleStyle,
-)
+from pipeline.models import EncodeFields
 
 _SETTINGS = SettingsConfigDict(env_prefix="VIDP_", extra="ignore", frozen=True, env_ignore_empty=True)
 
@@ -87,7 +81,7 @@ class JobConfig(BaseSettings):
         """The S3 URIs the job reads and writes, by name, for the ``start`` log line."""
 
 
-class TaskConfig(JobConfig):
+class TaskConfig(JobConfig, EncodeFields):
     """The whole-file job: one video and its clean SRT in, one MP4 and its manifest out."""
 
     video_uri: S3UriField
@@ -96,12 +90,7 @@ class TaskConfig(JobConfig):
     manifest_uri: S3UriField | None = Field(
         default=None, description="default: manifest.json beside the output"
     )
-    resolution: Resolution = "720p"
-    crf: Annotated[int, Field(ge=0, le=51)] = DEFAULT_CRF
-    preset: Preset = DEFAULT_PRESET
-    style: SubtitleStyle = SubtitleStyle()  # JSON object
-    upscale: bool = False
-    quality: bool = False
+    # resolution, crf, preset, style (a JSON object), upscale, quality: EncodeFields'.
 
     @model_validator(mode="after")
     def _check(self) -> TaskConfig:
@@ -119,7 +108,7 @@ class TaskConfig(JobConfig):
 
     @property
     def manifest_location(self) -> S3Uri:
-        return self.manifest_uri or self.output_uri.sibling("manifest.json")
+        return self.manifest_uri or self.output_uri.sibling(MANIFEST_NAME)
 
     def locations(self) -> dict[str, str]:
         return {
@@ -128,14 +117,6 @@ class TaskConfig(JobConfig):
             "output_uri": str(self.output_uri),
             "manifest_uri": str(self.manifest_location),
         }
-
-    def encode_options(self, style: SubtitleStyle | None = None) -> EncodeOptions:
-        """The engine's options, taken field by field from this job; ``style`` replaces the job's
-        (the same style with the downloaded font's local path)."""
-        fields = {name: getattr(self, name) for name in EncodeOptions.model_fields}
-        if style is not None:
-            fields["style"] = style
-        return EncodeOptions.model_validate(fields)
 
 
 class ReportSettings(BaseSettings):

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from pipeline.adapters import s3
 from pipeline.adapters.s3 import S3Uri
 from pipeline.config import EngineSettings
-from pipeline.failures import VidpError
+from pipeline.failures import InvalidInput, ObjectNotFound, VidpError
 from pipeline.media.engine import read_subtitles
 from pipeline.models import SubtitleStyle
 
@@ -57,17 +57,26 @@ def local_copy(folder: Path, uri: S3Uri, fallback: str) -> Path:
     return folder / name
 
 
+def fetch(uri: S3Uri, path: Path) -> None:
+    """Download an input. A missing one is reported as InvalidInput, the error name the state
+    has always failed with (the adapter's ObjectNotFound is one of its kinds)."""
+    try:
+        s3.download(uri, path)
+    except ObjectNotFound as err:
+        raise InvalidInput(str(err)) from None
+
+
 def download_video(uri: S3Uri, scratch: Path) -> Path:
     """Download the source video into ``scratch``; return its local path."""
     video = local_copy(scratch / "video", uri, fallback="video")
-    s3.download(uri, video)
+    fetch(uri, video)
     return video
 
 
 def download_subtitles(uri: S3Uri, scratch: Path, engine: EngineSettings) -> bytes:
     """Download the clean SRT into ``scratch``; return its bytes (never more than the engine allows)."""
     path = local_copy(scratch / "subtitles", uri, fallback="subtitles")
-    s3.download(uri, path)
+    fetch(uri, path)
     return read_subtitles(path, engine)
 
 
@@ -77,7 +86,7 @@ def download_font(style: SubtitleStyle, scratch: Path) -> SubtitleStyle:
         return style
     uri = S3Uri.parse(style.font_file)
     font = local_copy(scratch / "font", uri, fallback="font")
-    s3.download(uri, font)
+    fetch(uri, font)
     return style.model_copy(update={"font_file": str(font)})
 
 

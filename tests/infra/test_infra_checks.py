@@ -179,7 +179,7 @@ sys.path.append(site)  # boto3 only: the Lambda runtime provides it
 for module in sys.argv[3:]:
     importlib.import_module(module)
 for name in ("pydantic", "pydantic_core", "pydantic_settings", "srt", "httpx", "standardwebhooks",
-             "charset_normalizer"):
+             "charset_normalizer", "aws_lambda_powertools"):
     assert sys.modules[name].__file__.startswith(bundle), (name, sys.modules[name].__file__)
 """
 

@@ -104,3 +104,12 @@ def test_messages_are_one_bounded_line() -> None:
 
     assert "\n" not in str(err) and len(str(err)) == 500
     assert len(failures.failure_message("InvalidInput", "y" * 2000, "S")) == 500
+
+
+def test_a_foreign_message_starting_with_a_blank_line_keeps_its_first_real_line() -> None:
+    cause = json.dumps({"errorMessage": "\n'job_id'\nmore", "errorType": "KeyError"})
+
+    assert (
+        failures.failure_message("KeyError", cause, "FetchSubtitles")
+        == "FetchSubtitles failed with KeyError: 'job_id'"
+    )

@@ -21,9 +21,11 @@ from pipeline.models import (
     FinalOutput,
     Job,
     JobEvent,
+    JobRequest,
     MarkFailedEvent,
     SubtitlesFetched,
     ValidateInputEvent,
+    WorkKeys,
 )
 from pipeline.steps.registry import STEP_MODULES
 
@@ -123,3 +125,33 @@ def test_invalid_input_and_its_kinds_are_never_retried() -> None:
     for name, state in states().items():
         for rule in state.get("Retry", []):
             assert never.isdisjoint(rule["ErrorEquals"]), f"{name} retries invalid input"
+
+
+def job_state() -> dict[str, Any]:
+    request = JobRequest.model_validate(
+        {
+            "video": {"s3_uri": "s3://media-bucket/incoming/a.mp4"},
+            "subtitles": {"url": "https://s.example/a.srt"},
+        }
+    )
+    job = Job.from_request(
+        request, bucket="media-bucket", video_key="incoming/a.mp4", video_size=3, created_at="t"
+    )
+    return job.model_dump(mode="json")
+
+
+def test_a_job_from_an_execution_older_than_its_work_keys_still_reads() -> None:
+    older = {key: value for key, value in job_state().items() if key != "work"}
+
+    job = Job.model_validate(older)
+
+    assert job.work == WorkKeys.of(job.job_id)
+    assert job.work.output == f"work/{job.job_id}/output.mp4"
+
+
+def test_work_keys_that_leave_the_jobs_folder_are_refused() -> None:
+    state = job_state()
+    state["work"] = {**state["work"], "prefix": "videos/"}  # clean-up would delete outputs
+
+    with pytest.raises(ValueError, match="work keys must be the job's"):
+        Job.model_validate(state)

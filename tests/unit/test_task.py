@@ -85,6 +85,7 @@ def test_the_jobs_files_stay_in_the_task_scratch_folder_and_tempfile_tempdir_is_
 
 def test_the_engine_gets_every_encode_field_of_the_job() -> None:
     chosen = {"resolution": "1080p", "crf": 31, "preset": "slow", "upscale": True, "quality": True}
+    assert {*chosen, "style"} == set(EncodeOptions.model_fields)  # a new field is chosen here too
     style = SubtitleStyle(bold=True, font_file="s3://fonts-bucket/brand.ttf")
     config = TaskConfig(
         job_id="options-1",
@@ -98,3 +99,19 @@ def test_the_engine_gets_every_encode_field_of_the_job() -> None:
 
     assert config.encode_options() == EncodeOptions(style=style, **chosen)
     assert config.encode_options(style=downloaded) == EncodeOptions(style=downloaded, **chosen)
+
+
+def test_a_missing_input_is_invalid_input_as_the_task_has_always_reported_it(
+    aws: Aws, tmp_path: Path
+) -> None:
+    from pipeline.adapters.s3 import S3Uri
+    from pipeline.failures import InvalidInput
+    from pipeline.task import files
+
+    with pytest.raises(InvalidInput) as caught:
+        files.download_video(S3Uri(BUCKET, "incoming/gone/clip.mp4"), tmp_path)
+
+    # The class name is the error name Step Functions records; the adapter's ObjectNotFound is
+    # a kind of it, but the state has always failed with InvalidInput here.
+    assert type(caught.value) is InvalidInput
+    assert str(caught.value) == f"s3://{BUCKET}/incoming/gone/clip.mp4: object not found"
