@@ -430,13 +430,13 @@ class LocalAws:
 
 
 def _reset_client_caches() -> None:
-    """Forget the clients and settings ``pipeline.adapters`` and ``pipeline.steps`` cached (lru_cache).
+    """Forget the clients and settings the Lambda code cached (lru_cache): adapters, steps, starter.
 
     They are built on first use from the environment: one cached while another LocalAws ran
     would call a closed port, or sign callbacks with the previous webhook secret.
     """
     for name, module in list(sys.modules.items()):
-        if not name.startswith(("pipeline.adapters", "pipeline.steps")) or module is None:
+        if not name.startswith(("pipeline.adapters", "pipeline.steps", "pipeline.starter")) or module is None:
             continue
         for value in vars(module).values():
             if isinstance(value, _lru_cache_wrapper):
