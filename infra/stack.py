@@ -12,6 +12,7 @@ from infra.compute import FfmpegCompute
 from infra.config import DeployConfig
 from infra.nag import LAMBDA_MANAGED_POLICY, acknowledge
 from infra.observability import Observability
+from infra.reconciliation import Reconciliation
 from infra.steps import StepFunctions
 from infra.storage import MediaStorage
 from infra.table import JobsTable
@@ -20,7 +21,7 @@ from infra.workflow import Workflow
 
 
 class VidpStack(Stack):
-    """``vidp-<env>``: storage, table, compute, steps, workflow, triggers, observability."""
+    """``vidp-<env>``: storage, table, compute, steps, workflow, triggers, reconciliation, observability."""
 
     def __init__(
         self,
@@ -52,7 +53,13 @@ class VidpStack(Stack):
             table_arn=jobs.table.table_arn,
         )
         steps = StepFunctions(
-            self, "Steps", config=config, code=code, bucket=storage.bucket, table=jobs.table
+            self,
+            "Steps",
+            config=config,
+            code=code,
+            bucket=storage.bucket,
+            table=jobs.table,
+            cluster=compute.cluster,
         )
         workflow = Workflow(
             self,
@@ -66,7 +73,10 @@ class VidpStack(Stack):
         uploads = UploadTrigger(
             self, "Uploads", config=config, code=code, bucket=storage.bucket, machine=machine
         )
-        queues = [uploads.dlq]
+        reconciliation = Reconciliation(
+            self, "Reconciliation", config=config, code=code, steps=steps, machine=machine
+        )
+        queues = [uploads.dlq, reconciliation.dlq]
         if config.reprocess_schedule:
             queues.append(ReprocessSchedule(self, "Reprocess", config=config, machine=machine).dlq)
         Observability(

@@ -1,12 +1,13 @@
-"""The five Lambda steps of the ASL, their webhook secret and the pipeline's event bus."""
+"""The Lambda steps of the ASL, their webhook secret and the pipeline's event bus."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from aws_cdk import CustomResource, Duration
+from aws_cdk import ArnFormat, CustomResource, Duration, Stack
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -57,8 +58,10 @@ class StepFunctions(Construct):
         code: lambda_.Code,
         bucket: s3.IBucket,
         table: dynamodb.ITable,
+        cluster: ecs.ICluster,
     ) -> None:
         super().__init__(scope, construct_id)
+        self._config, self._bucket, self._table, self._cluster = config, bucket, table, cluster
         self.event_bus = events.EventBus(self, "Bus", event_bus_name=config.names.event_bus)
         self.webhook_secret = self._webhook_secret(config)
         timeouts = state_timeouts()
@@ -67,7 +70,9 @@ class StepFunctions(Construct):
             "VIDP_TABLE_NAME": table.table_name,
             "VIDP_EVENT_BUS_NAME": self.event_bus.event_bus_name,
             "VIDP_WEBHOOK_SECRET_ARN": self.webhook_secret.secret_arn,
+            "VIDP_CLUSTER_ARN": cluster.cluster_arn,
         }
+        self.environment = dict(environment)
         self.functions: dict[str, lambda_.Function] = {}
         for step in STEP_MODULES:
             log_group = logs.LogGroup(
@@ -152,22 +157,85 @@ class StepFunctions(Construct):
         # Notify presigns a GET of the output: the URL works only if the signer may read it.
         bucket.grant_read(f["Notify"], f"{VIDEOS_PREFIX}*")
         acknowledge_s3_grants(f["Notify"], bucket, (VIDEOS_PREFIX,), read)
-        # MarkFailed checks for a final object and clears work/.
-        bucket.grant_read(f["MarkFailed"], f"{VIDEOS_PREFIX}*")
-        bucket.grant_delete(f["MarkFailed"], f"{WORK_PREFIX}*")
-        acknowledge_s3_grants(
-            f["MarkFailed"], bucket, (VIDEOS_PREFIX, WORK_PREFIX), (*read, "s3:DeleteObject*")
-        )
+        # MarkFailed: the execution's input, the job record, its task, its files (see grant_failure_branch).
+        self.grant_failure_branch(f["MarkFailed"])
+        self.grant_stop_tasks(f["StopTimedOutTask"])
         # The job record only, by key: no index access (CDK's table.grant would add index/*).
-        items = iam.PolicyStatement(
-            actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
-            resources=[table.table_arn],
-        )
-        for step in ("ValidateInput", "Notify", "MarkFailed"):
-            f[step].add_to_role_policy(items)
+        for step in ("ValidateInput", "Notify"):
+            f[step].add_to_role_policy(self._record_items())
         self.event_bus.grant_put_events_to(f["Notify"])
         self.webhook_secret.grant_read(f["Notify"])
         for function in self.functions.values():
             acknowledge_any_resource(function, XRAY_REASON)
         acknowledge(self, LAMBDA_MANAGED_POLICY, BASIC_EXECUTION_REASON)
         acknowledge(self, "AwsSolutions-L1", RUNTIME_REASON)
+
+    def _record_items(self) -> iam.PolicyStatement:
+        return iam.PolicyStatement(
+            actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+            resources=[self._table.table_arn],
+        )
+
+    def grant_failure_branch(self, function: lambda_.IFunction, *, notify: bool = False) -> None:
+        """What recording a failure takes (MarkFailed, and the reconciler with ``notify``): read
+        the execution, write the job record, stop the job's task, delete its work files and a
+        final object of its own; with ``notify``, Notify's grants too."""
+        config, bucket = self._config, self._bucket
+        read = ("s3:GetObject*", "s3:GetBucket*", "s3:List*")
+        bucket.grant_read(function, f"{VIDEOS_PREFIX}*")
+        bucket.grant_delete(function, f"{VIDEOS_PREFIX}*")
+        bucket.grant_delete(function, f"{WORK_PREFIX}*")
+        acknowledge_s3_grants(function, bucket, (VIDEOS_PREFIX, WORK_PREFIX), (*read, "s3:DeleteObject*"))
+        function.add_to_role_policy(self._record_items())
+        executions = Stack.of(self).format_arn(
+            service="states",
+            resource="execution",
+            resource_name=f"{config.names.state_machine}:*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["states:DescribeExecution", "states:GetExecutionHistory"], resources=[executions]
+            )
+        )
+        acknowledge(
+            function,
+            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:"
+            f"execution:{config.names.state_machine}:*]",
+            "Reads this state machine's executions only (the failed one's input and last state); "
+            "execution names are per job, so the name must be a wildcard.",
+        )
+        self.grant_stop_tasks(function)
+        if notify:
+            self.event_bus.grant_put_events_to(function)
+            self.webhook_secret.grant_read(function)
+
+    def grant_stop_tasks(self, function: lambda_.IFunction) -> None:
+        """ListTasks of the cluster and StopTask of its tasks (a job's, found by StartedBy)."""
+        cluster = self._cluster
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["ecs:ListTasks"],
+                resources=["*"],
+                conditions={"ArnEquals": {"ecs:cluster": cluster.cluster_arn}},
+            )
+        )
+        name = self._config.names.cluster  # the literal name: a stable ARN for the finding below
+        tasks = Stack.of(self).format_arn(service="ecs", resource="task", resource_name=f"{name}/*")
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["ecs:StopTask"],
+                resources=[tasks],
+                conditions={"ArnEquals": {"ecs:cluster": cluster.cluster_arn}},
+            )
+        )
+        acknowledge_any_resource(
+            function,
+            "ecs:ListTasks has no resource-level permission: it is limited to the pipeline's cluster "
+            "by the ecs:cluster condition.",
+        )
+        acknowledge(
+            function,
+            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ecs:<AWS::Region>:<AWS::AccountId>:task/{name}/*]",
+            "StopTask of the pipeline cluster's tasks only: task ids are per run, so the id is a wildcard.",
+        )

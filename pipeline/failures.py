@@ -29,6 +29,10 @@ REPORT_FAILED = "REPORT_FAILED"
 """The Fargate task finished but could not report it to Step Functions."""
 TIMEOUT = "TIMEOUT"
 """A state ran past its TimeoutSeconds or missed its heartbeat."""
+ABORTED = "ABORTED"
+"""The execution was stopped (StopExecution, or the local AWS stopped with it in flight)."""
+TIMED_OUT = "TIMED_OUT"
+"""The execution ran past its own TimeoutSeconds."""
 
 
 class VidpError(Exception):

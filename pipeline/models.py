@@ -253,19 +253,33 @@ class SubtitleSource(BaseModel):
         return self
 
 
-class JobLabels(BaseModel):
-    """What a caller attaches to a job and gets back in its callback: ids, callback URL, metadata.
+class JobTags(BaseModel):
+    """What a caller attaches to a job and gets back in its callback: its ids and metadata.
 
-    The request, the job and the failure report carry them; ``labels()`` copies them across.
+    The job and the failure report carry them through the states; ``tags()`` copies them across.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    callback_url: HttpUrlText | None = None
     task_id: ExternalId | None = None
     batch_id: ExternalId | None = None
     source_video_id: ExternalId | None = None
     metadata: Metadata = Field(default_factory=dict, description="free, echoed in the callback")
+
+    def tags(self) -> dict[str, Any]:
+        """The tag fields as keyword arguments for another model that carries them."""
+        return {name: getattr(self, name) for name in JobTags.model_fields}
+
+
+class JobLabels(JobTags):
+    """The tags and the callback URL: what a request and a job record carry.
+
+    The callback URL often holds a token in its query string, and a state's input and output are
+    kept in the execution history: so it goes from the request to the job record, and the states
+    carry only the tags (Notify reads the URL from the record).
+    """
+
+    callback_url: HttpUrlText | None = None
 
     def labels(self) -> dict[str, Any]:
         """The label fields as keyword arguments for another model that carries them."""
@@ -325,8 +339,11 @@ class WorkKeys(BaseModel):
         )
 
 
-class Job(JobLabels):
-    """What ValidateInput puts at ``$.job``: every later state reads only this (small) object."""
+class Job(JobTags):
+    """What ValidateInput puts at ``$.job``: every later state reads only this (small) object.
+
+    No callback URL (see ``JobLabels``): it is in the job record.
+    """
 
     job_id: JobId
     video_id: str
@@ -346,7 +363,11 @@ class Job(JobLabels):
         # An execution started before jobs carried their work keys (or redriven from then) has
         # a $.job without them: they follow from the job id, as they always have.
         if isinstance(data, dict) and "work" not in data and isinstance(data.get("job_id"), str):
-            return {**data, "work": WorkKeys.of(data["job_id"]).model_dump()}
+            data = {**data, "work": WorkKeys.of(data["job_id"]).model_dump()}
+        # ... and one started before the callback URL moved to the record has it here: the
+        # record is where Notify looks now, so this copy is dropped.
+        if isinstance(data, dict) and "callback_url" in data:
+            data = {key: value for key, value in data.items() if key != "callback_url"}
         return data
 
     @model_validator(mode="after")
@@ -371,7 +392,7 @@ class Job(JobLabels):
             options=request.encode_options(),
             work=WorkKeys.of(job_id),
             created_at=created_at,
-            **request.labels(),
+            **request.tags(),
         )
 
     @property
@@ -426,8 +447,9 @@ class Failure(BaseModel):
         return {"error_code": self.error_code, "error_message": self.error, "failed_state": self.failed_state}
 
 
-class FailureReport(Failure, JobLabels):
-    """MarkFailed's result: the failure and what NotifyFailure needs to tell the caller."""
+class FailureReport(Failure, JobTags):
+    """MarkFailed's result: the failure and what NotifyFailure needs to tell the caller (the
+    callback URL is in the record of ``video_id``; no ``video_id``, no callback)."""
 
     job_id: str | None = None
     video_id: str | None = None
@@ -469,6 +491,13 @@ class JobRecord(BaseModel):
     error_message: str | None = None
     failed_state: str | None = None
     callback: CallbackDelivery | None = None
+    callback_url: str | None = Field(
+        default=None, description="where Notify calls back; may hold a token: never shown or logged"
+    )
+    request_key: str | None = Field(
+        default=None,
+        description="JobRequest.idempotency_key(): the same job id with another request conflicts",
+    )
 
     @classmethod
     def new(
@@ -485,8 +514,8 @@ class JobRecord(BaseModel):
         **fields: Any,
     ) -> JobRecord:
         """The first record of a job: ValidateInput's claim, or MarkFailed's for a request that
-        never became a job. The record keeps the caller's ids, never its callback URL or metadata."""
-        ids = labels.model_dump(include={"source_video_id", "task_id", "batch_id"})
+        never became a job. The record keeps the caller's ids and callback URL, not its metadata."""
+        ids = labels.model_dump(include={"source_video_id", "task_id", "batch_id", "callback_url"})
         times = {"created_at": created_at, "updated_at": updated_at}
         return cls(
             video_id=video_id_for(job_id),
@@ -501,13 +530,14 @@ class JobRecord(BaseModel):
         )
 
     @classmethod
-    def claimed(cls, job: Job, *, execution_arn: str, now: str) -> JobRecord:
+    def claimed(cls, job: Job, request: JobRequest, *, execution_arn: str, now: str) -> JobRecord:
         """ValidateInput's record: the job is ``processing`` from now on."""
         return cls.new(
             job_id=job.job_id,
             filename=job.filename,
             status="processing",
-            labels=job,
+            labels=request,
+            request_key=request.idempotency_key(),
             resolution=job.options.resolution,
             created_at=job.created_at,
             updated_at=now,
@@ -633,7 +663,8 @@ class CaughtError(BaseModel):
 
 
 class MarkFailedEvent(BaseModel):
-    """MarkFailed's event: the whole state at the time of the Catch, and the execution."""
+    """MarkFailed's event: the whole state at the time of the Catch, and the execution (whose
+    input MarkFailed reads itself when ValidateInput failed: the state no longer holds it)."""
 
     model_config = ConfigDict(extra="forbid")
 

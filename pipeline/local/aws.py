@@ -41,6 +41,7 @@ from pipeline.local.resources import (
     register_task_definition,
 )
 from pipeline.local.uploads import UploadStarter
+from pipeline.local.watcher import ExecutionWatcher
 from pipeline.models import JobRequest
 from pipeline.starter import Starter
 from pipeline.steps.registry import Handler
@@ -75,7 +76,8 @@ class LocalAws:
     ``VIDP_UNSAFE_ALLOW_LOOPBACK=1`` for the steps and the task (127.0.0.1 callbacks and SRT
     servers in tests and demos), off by default.
     ``export_env`` puts ``env()`` into ``os.environ`` while running: the in-process Lambda
-    handlers read their configuration from there, as on AWS.
+    handlers read their configuration from there, as on AWS. ``reconcile`` runs the reconciler
+    for executions that end badly (``watcher``), as the EventBridge rule does in AWS.
     """
 
     def __init__(
@@ -91,6 +93,7 @@ class LocalAws:
         max_concurrent_tasks: int | None = None,
         names: LocalNames | None = None,
         quiet: bool = True,
+        reconcile: bool = True,
     ) -> None:
         self.names = names or LocalNames()
         self.webhook_secret = webhook_secret()
@@ -114,6 +117,7 @@ class LocalAws:
             EcsRunner(self, max_concurrent=max_concurrent_tasks) if run_ecs_tasks else None
         )
         self.uploads: UploadStarter | None = UploadStarter(self) if start_from_uploads else None
+        self.watcher: ExecutionWatcher | None = ExecutionWatcher(self) if reconcile else None
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -142,6 +146,8 @@ class LocalAws:
                     bucket=self.bucket,
                     state_machine_arn=self.state_machine_arn,
                 )
+            if self.watcher is not None:
+                self.watcher.start(self.state_machine_arn)
         except BaseException:
             self.stop()
             raise
@@ -156,6 +162,8 @@ class LocalAws:
             self.ecs_runner.stop()
         if self._server is not None and self._deployed is not None:
             self._stop_running_executions()
+            if self.watcher is not None:
+                self.watcher.stop()  # the executions just stopped are reconciled (ABORTED)
         workarounds.stop_routing_lambda_invoke()
         if self._server is not None:
             self._server.stop()
@@ -291,6 +299,7 @@ class LocalAws:
         }
         if self._deployed is not None:
             variables["VIDP_STATE_MACHINE_ARN"] = self._deployed.state_machine_arn
+            variables["VIDP_CLUSTER_ARN"] = self._deployed.cluster_arn
         if self.allow_loopback:
             variables["VIDP_UNSAFE_ALLOW_LOOPBACK"] = "1"
         return variables

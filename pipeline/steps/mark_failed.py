@@ -1,9 +1,12 @@
 """MarkFailed: turn a caught error into a failed job record and the report NotifyFailure sends.
 
 Every execution that fails leaves a ``failed`` record, including one whose request never became
-a job (ValidateInput failed): its job id is salvaged from the raw request. MarkFailed has no
-Catch, so it degrades rather than fails: an unreadable failure is reported as such, and a
-clean-up that S3 refuses is logged, not raised.
+a job (ValidateInput failed): its job id is salvaged from the execution's input, which this step
+reads itself (DescribeExecution), so the failure branch never carries the caller's input (its
+size, its shape, its callback URL) through the states. An input that is not a JSON object gives a
+record keyed by the execution. MarkFailed degrades rather than fails: an unreadable failure is
+reported as such, and a clean-up that S3 or ECS refuses is logged, not raised. If it fails all
+the same (the table unreachable through every retry), the reconciler records the job.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from pipeline import deployment, failures
-from pipeline.adapters import jobs_table, s3
+from pipeline.adapters import ecs, executions, jobs_table, s3
+from pipeline.adapters.executions import Unreadable
 from pipeline.adapters.s3 import S3Uri
 from pipeline.failures import StorageFailed, StorageUnavailable
 from pipeline.logs import logger, step_log
@@ -30,12 +34,13 @@ from pipeline.models import (
     JobLabels,
     JobRecord,
     JobRequest,
+    JobTags,
     MarkFailedEvent,
     Metadata,
     Resolution,
     video_id_for,
 )
-from pipeline.steps.settings import step_settings
+from pipeline.steps.settings import StepSettings, step_settings
 
 _log = logger("mark_failed")
 _FIRST_STATE = "ValidateInput"
@@ -50,18 +55,19 @@ _METADATA: TypeAdapter[dict[str, Any]] = TypeAdapter(Metadata)
 def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     parsed = MarkFailedEvent.model_validate(event)
     with step_log(_log, "MarkFailed", execution_arn=parsed.execution_arn):
-        return mark_failed(parsed, table=step_settings().table_name).model_dump(mode="json")
+        return mark_failed(parsed, step_settings()).model_dump(mode="json")
 
 
-def mark_failed(event: MarkFailedEvent, *, table: str) -> FailureReport:
+def mark_failed(event: MarkFailedEvent, settings: StepSettings) -> FailureReport:
     """Record the failure (processing -> failed, or a new failed record) and report it."""
     failure = describe_failure(event.state)
     _log.info("failure", extra=failure.model_dump())
     now = jobs_table.now_iso()
     job = _trusted_job(event.state, failure.failed_state)
     if job is not None:
-        return _fail_job(job, failure, now, table)
-    return _fail_request(_raw_request(event.state), failure, event.execution_arn, now, table)
+        return _fail_job(job, failure, now, settings)
+    raw = executions.describe(event.execution_arn).input
+    return fail_request(raw, failure, event.execution_arn, now, settings.table_name)
 
 
 # --- what failed ------------------------------------------------------------------------------
@@ -70,10 +76,9 @@ def mark_failed(event: MarkFailedEvent, *, table: str) -> FailureReport:
 def describe_failure(state: dict[str, Any]) -> Failure:
     """The failed state, the error name, its code and a one-line message, from ``state.failure``.
 
-    The Catches put the error at ``$.failure.<StateName>``. Before ValidateInput succeeds the
-    state is the caller's input, which may itself hold a ``failure`` key: so ValidateInput's
-    entry wins when present (it can only be there if ValidateInput failed), and otherwise the
-    last entry is the one the Catch wrote.
+    The Catches put the error at ``$.failure.<StateName>`` (ValidateInput's through the
+    ValidationFailed state, which builds the state afresh). A state that was retried after a
+    timeout leaves no entry behind, so there is one entry; ValidateInput's wins if there are more.
     """
     caught_by_state = state.get("failure")
     if not isinstance(caught_by_state, dict) or not caught_by_state:
@@ -96,19 +101,16 @@ def describe_failure(state: dict[str, Any]) -> Failure:
     )
 
 
-def _report(failure: Failure, job_id: str, video_id: str, labels: JobLabels) -> FailureReport:
-    return FailureReport(**failure.model_dump(), job_id=job_id, video_id=video_id, **labels.labels())
+def _report(failure: Failure, job_id: str, video_id: str, tags: JobTags) -> FailureReport:
+    return FailureReport(**failure.model_dump(), job_id=job_id, video_id=video_id, **tags.tags())
 
 
 # --- a job that exists --------------------------------------------------------------------------
 
 
 def _trusted_job(state: dict[str, Any], failed_state: str) -> Job | None:
-    """``state.job``, but only once ValidateInput has written it.
-
-    Before that, the state is the caller's input: a ``job`` in it is the caller's, and trusting
-    it would let a request mark another job failed and delete its files.
-    """
+    """``state.job``, once ValidateInput has written it (the failure branch of ValidateInput
+    starts from a fresh state: nothing of the caller's input is there)."""
     if failed_state == _FIRST_STATE or "job" not in state:
         return None
     try:
@@ -117,35 +119,51 @@ def _trusted_job(state: dict[str, Any], failed_state: str) -> Job | None:
         return None
 
 
-def _fail_job(job: Job, failure: Failure, now: str, table: str) -> FailureReport:
+def _fail_job(job: Job, failure: Failure, now: str, settings: StepSettings) -> FailureReport:
     report = _report(failure, job.job_id, job.video_id, job)
-    if not _mark(job.video_id, job.job_id, failure, now, table):
+    table = settings.table_name
+    if not mark(job.video_id, job.job_id, failure, now, table):
         record = jobs_table.get(job.video_id, table=table)
         if record is not None and record.status == "saved":
             # Saved by RecordMetadata (a duplicate's race or a retry): its output stays.
             _log.warning("job already saved: left as it is", extra={"job_id": job.job_id})
             return report
         # Already failed: this Lambda is a retry, and the clean-up below is idempotent.
-    _clean_up(job)
+    stop_tasks(settings.cluster_arn, job.video_id, f"job {job.job_id} failed: {failure.error_code}")
+    clean_up(job.bucket, job.job_id, job.final_key)
     return report
 
 
-def _mark(video_id: str, job_id: str, failure: Failure, now: str, table: str) -> bool:
+def mark(video_id: str, job_id: str, failure: Failure, now: str, table: str) -> bool:
+    """processing -> failed with the failure's code, message and state."""
     return jobs_table.mark_failed(video_id, job_id, **failure.record_fields(), now=now, table=table)
 
 
-def _clean_up(job: Job) -> None:
+def stop_tasks(cluster: str | None, video_id: str, reason: str) -> None:
+    """StopTask what still runs for the video (best effort: logged, not raised)."""
+    if cluster is None:
+        return
+    try:
+        stopped = ecs.stop_video_tasks(cluster, video_id, reason)
+    except (StorageUnavailable, StorageFailed) as err:
+        _log.warning("stopping the job's tasks failed", extra={"video_id": video_id, "error": str(err)})
+        return
+    if stopped:
+        _log.info("stopped the job's tasks", extra={"video_id": video_id, "tasks": len(stopped)})
+
+
+def clean_up(bucket: str, job_id: str, final_key: str) -> None:
     """Nothing at the final key, nothing under work/{job_id}/ (best effort: logged, not raised)."""
     try:
-        final = S3Uri(job.bucket, job.final_key)
+        final = S3Uri(bucket, final_key)
         head = s3.head_or_none(final)
-        if head is not None and head.metadata.get(deployment.OUTPUT_JOB_ID) == job.job_id:
+        if head is not None and head.metadata.get(deployment.OUTPUT_JOB_ID) == job_id:
             s3.delete(final)
-        s3.delete_prefix(job.bucket, job.work.prefix)
+        s3.delete_prefix(bucket, deployment.work_prefix(job_id))
     except (StorageUnavailable, StorageFailed) as err:
         # Raising would fail the execution before the failure callback; a lifecycle rule on
         # work/ is the backstop for what is left.
-        _log.warning("clean-up failed", extra={"job_id": job.job_id, "error": str(err)})
+        _log.warning("clean-up failed", extra={"job_id": job_id, "error": str(err)})
 
 
 # --- a request that never became a job ------------------------------------------------------------
@@ -163,20 +181,18 @@ class Salvaged(JobLabels):
         return video_id_for(self.job_id)
 
 
-def _raw_request(state: dict[str, Any]) -> dict[str, Any]:
-    """The execution input: the state before ValidateInput, without what the Catch added."""
-    return {key: value for key, value in state.items() if key != "failure"}
-
-
-def salvage(raw: dict[str, Any]) -> Salvaged:
+def salvage(raw: Any, execution_arn: str) -> Salvaged:
     """The job id ValidateInput would have used, and the fields of the request that are valid.
 
     A valid request gives its own job id (so a resubmission finds this record); otherwise its
-    ``job_id`` if well-formed, else ``job-`` + SHA-256 of the canonical input.
+    ``job_id`` if well-formed, else ``job-`` + SHA-256 of the canonical input. An input that is
+    not a JSON object has no job in it: its record is keyed by the execution.
     """
+    if not isinstance(raw, dict):
+        return Salvaged(job_id="job-" + hashlib.sha256(execution_arn.encode()).hexdigest()[:32])
     try:
         request = JobRequest.model_validate(raw)
-    except ValidationError:
+    except (ValidationError, RecursionError):
         request = None
     if request is not None:
         return Salvaged(
@@ -185,7 +201,10 @@ def salvage(raw: dict[str, Any]) -> Salvaged:
             resolution=request.resolution,
             **request.labels(),
         )
-    canonical = json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    try:
+        canonical = json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    except (RecursionError, ValueError):
+        canonical = execution_arn
     return Salvaged(
         job_id=_valid(_JOB_ID, raw.get("job_id"))
         or "job-" + hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()[:32],
@@ -211,7 +230,7 @@ def _valid_metadata(value: Any) -> dict[str, Any]:
         return {}
     try:
         return _METADATA.validate_python(value)
-    except (ValidationError, TypeError, ValueError):
+    except (ValidationError, TypeError, ValueError, RecursionError):
         return {}
 
 
@@ -223,10 +242,11 @@ def _filename(raw: dict[str, Any]) -> str:
     return uri.rpartition("/")[2][:255] or _UNKNOWN_FILENAME
 
 
-def _fail_request(
-    raw: dict[str, Any], failure: Failure, execution_arn: str, now: str, table: str
-) -> FailureReport:
-    got = salvage(raw)
+def fail_request(raw: Any, failure: Failure, execution_arn: str, now: str, table: str) -> FailureReport:
+    """The failed record of a request that never became a job (``raw``: the execution input)."""
+    if isinstance(raw, Unreadable):
+        raw = None  # keyed by the execution, like any input that is not an object
+    got = salvage(raw, execution_arn)
     record = JobRecord.new(
         job_id=got.job_id,
         filename=got.filename,
@@ -243,10 +263,11 @@ def _fail_request(
         return report
     existing = jobs_table.get(got.video_id, table=table)
     if existing is not None and existing.execution_arn == execution_arn:
-        # ValidateInput claimed the job and then failed (a timeout after its put): it is ours.
-        _mark(got.video_id, got.job_id, failure, now, table)
+        # ValidateInput claimed the job and then failed (a timeout after its put), or this
+        # Lambda is a retry after its put: the record is ours.
+        mark(got.video_id, got.job_id, failure, now, table)
         return report
-    # Another execution owns this job: this one was a duplicate request that failed. Its record
-    # and its caller's callback belong to that execution, so this one touches neither.
+    # Another execution owns this job: this one was a duplicate (or a conflicting) request that
+    # failed. Its record and its caller's callback belong to that execution: touch neither.
     _log.info("failed duplicate of an existing job", extra={"job_id": got.job_id})
-    return report.model_copy(update={"video_id": None, "callback_url": None})
+    return report.model_copy(update={"video_id": None})

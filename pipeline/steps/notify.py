@@ -27,6 +27,7 @@ from pipeline.models import (
     FailedCallback,
     FailedNotice,
     FileInfo,
+    JobRecord,
     NotifyEvent,
     VideoAnalysis,
 )
@@ -50,15 +51,18 @@ def notify(notice: CompletedNotice | FailedNotice, settings: StepSettings) -> Ca
     """Call back (if asked), record how it went, put the event; return the delivery."""
     payload: CompletedCallback | FailedCallback
     if isinstance(notice, CompletedNotice):
-        payload = completed_payload(notice, settings)
-        callback_url, detail_type = notice.job.callback_url, PROCESSED_EVENT
+        payload, detail_type = completed_payload(notice, settings), PROCESSED_EVENT
     else:
-        payload = failed_payload(notice)
-        callback_url, detail_type = notice.failed.callback_url, FAILED_EVENT
+        payload, detail_type = failed_payload(notice), FAILED_EVENT
     document = payload.model_dump(mode="json")
     webhook_id = f"msg_{payload.job_id or payload.video_id or 'unknown'}_{notice.outcome}"
 
-    delivery = _call_back(callback_url, document, webhook_id, payload.video_id, settings)
+    # The callback URL is in the job's record, never in the state (models.JobLabels).
+    record = jobs_table.get(payload.video_id, table=settings.table_name) if payload.video_id else None
+    if record is not None and record.job_id != payload.job_id:
+        record = None  # another job's record: not this caller's URL
+    callback_url = record.callback_url if record is not None else None
+    delivery = _call_back(callback_url, document, webhook_id, record, settings)
     if payload.video_id is not None:
         jobs_table.record_callback(payload.video_id, delivery, table=settings.table_name)
     # The event carries no presigned URL: it is a bearer credential meant for the caller alone.
@@ -109,14 +113,13 @@ def _call_back(
     url: str | None,
     document: dict[str, Any],
     webhook_id: str,
-    video_id: str | None,
+    record: JobRecord | None,
     settings: StepSettings,
 ) -> CallbackDelivery:
     if url is None:
         return CallbackDelivery(status="skipped")
-    previous = jobs_table.get(video_id, table=settings.table_name) if video_id is not None else None
-    if previous is not None and previous.callback is not None:
-        done = previous.callback
+    if record is not None and record.callback is not None:
+        done = record.callback
         if done.webhook_id == webhook_id and done.status == "delivered":
             return done  # a retry of this step after the receiver already has it
     body = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

@@ -19,6 +19,7 @@ STEP_MODULES: dict[str, str] = {
     "Finalise": "pipeline.steps.finalise",
     "Notify": "pipeline.steps.notify",
     "MarkFailed": "pipeline.steps.mark_failed",
+    "StopTimedOutTask": "pipeline.steps.stop_timed_out_task",
 }
 
 

@@ -22,6 +22,9 @@ class StepSettings(BaseSettings):
     bucket: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
     table_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{3,255}$")]
     event_bus_name: Annotated[str, Field(min_length=1, max_length=1600)] = "default"
+    # The ECS cluster of the Fargate tasks (MarkFailed, StopTimedOutTask and the reconciler stop
+    # a job's tasks); None where no step needs it.
+    cluster_arn: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:ecs:")] | None = None
     # A presigned URL signed with the Lambda role's temporary credentials stops working when that
     # session ends, whatever its X-Amz-Expires says; 12 h is the longest a role session can last,
     # so a larger value would only promise callers a validity the URL cannot have.

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from pipeline.adapters import jobs_table, s3
 from pipeline.adapters.s3 import S3Uri
-from pipeline.failures import InvalidInput, ObjectNotFound
+from pipeline.failures import InvalidInput, JobConflict, ObjectNotFound
 from pipeline.logs import logger, step_log
 from pipeline.models import Job, JobRecord, JobRequest, Validated, ValidateInputEvent, validation_problems
 from pipeline.steps.settings import StepSettings, step_settings
@@ -57,7 +57,7 @@ def validate_input(event: ValidateInputEvent, settings: StepSettings) -> Validat
         video_size=head.size,
         created_at=normalise_time(event.started_at),
     )
-    record = JobRecord.claimed(job, execution_arn=event.execution_arn, now=jobs_table.now_iso())
+    record = JobRecord.claimed(job, request, execution_arn=event.execution_arn, now=jobs_table.now_iso())
     table = settings.table_name
     if jobs_table.create_processing(record, table=table):
         return Validated(duplicate=False, job=job)
@@ -69,6 +69,13 @@ def validate_input(event: ValidateInputEvent, settings: StepSettings) -> Validat
     )
     if ours:
         return Validated(duplicate=False, job=job)
+    if existing is not None and existing.request_key not in (None, record.request_key):
+        # The caller's job_id names a job that asked for something else: doing nothing and
+        # succeeding would tell this caller its request was done. (Records older than
+        # request_key cannot tell: a duplicate, as before.)
+        raise JobConflict(
+            f"job {job.job_id!r} already exists with another request: give this one another job_id"
+        )
     _log.info(
         "duplicate request",
         extra={

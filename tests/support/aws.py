@@ -102,6 +102,24 @@ class Aws:
             time.sleep(0.02)
         assert described["status"] == "SUCCEEDED", described
 
+    def execution(self, raw: Any, name: str = EXECUTION.rpartition(":")[2]) -> str:
+        """An execution of a state machine called ``vidp`` whose input is ``raw`` (any JSON):
+        what MarkFailed and the reconciler read with DescribeExecution. Its ARN."""
+        sfn = client("stepfunctions")
+        machine = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:vidp"
+        try:
+            sfn.describe_state_machine(stateMachineArn=machine)
+        except sfn.exceptions.StateMachineDoesNotExist:
+            sfn.create_state_machine(
+                name="vidp",
+                definition=json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}),
+                roleArn=f"arn:aws:iam::{ACCOUNT}:role/vidp-test",
+            )
+        arn: str = sfn.start_execution(stateMachineArn=machine, name=name, input=json.dumps(raw))[
+            "executionArn"
+        ]
+        return arn
+
     def events(self) -> list[dict[str, Any]]:
         """Events the bus delivered to a rule matching source ``vidp.pipeline``."""
         got = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)

@@ -63,7 +63,7 @@ def test_every_task_has_a_timeout_and_the_machine_has_one() -> None:
 
 
 def test_every_work_state_is_caught_into_the_failure_branch() -> None:
-    for name in ["ValidateInput", "FetchSubtitles", "BurnAndCompress", "Finalise", "RecordMetadata"]:
+    for name in ["FetchSubtitles", "BurnAndCompress", "Finalise", "RecordMetadata"]:
         catchers = definition()["States"][name]["Catch"]
         last = catchers[-1]
         assert last == {
@@ -71,6 +71,23 @@ def test_every_work_state_is_caught_into_the_failure_branch() -> None:
             "ResultPath": f"$.failure.{name}",
             "Next": "MarkFailed",
         }
+
+
+def test_validate_input_failing_starts_the_failure_branch_from_its_error_alone() -> None:
+    # The input may be any JSON (a string, a list, a "failure" key of its own) and near the size
+    # limit: the Catch keeps only the error, and ValidationFailed puts it where MarkFailed reads it.
+    states = definition()["States"]
+    assert states["ValidateInput"]["Catch"] == [
+        {"ErrorEquals": ["States.ALL"], "ResultPath": "$", "Next": "ValidationFailed"}
+    ]
+    assert states["ValidationFailed"]["Parameters"] == {"failure": {"ValidateInput.$": "$"}}
+    assert states["ValidationFailed"]["Next"] == "MarkFailed"
+
+
+def test_the_failure_branch_cannot_fail_without_the_reconciler_knowing() -> None:
+    states = definition()["States"]
+    assert states["MarkFailed"]["Catch"][-1]["Next"] == "FailureUnrecorded"
+    assert states["FailureUnrecorded"]["Type"] == "Fail"
 
 
 def test_invalid_input_is_never_retried_and_retries_are_jittered() -> None:
@@ -88,4 +105,13 @@ def test_the_ffmpeg_task_reports_through_a_token_with_heartbeats() -> None:
     env = {item["Name"] for item in task["Parameters"]["Overrides"]["ContainerOverrides"][0]["Environment"]}
     assert {"VIDP_TASK_TOKEN", "VIDP_VIDEO_URI", "VIDP_SUBTITLES_URI", "VIDP_OUTPUT_URI"} <= env
     retried = {error for retrier in task["Retry"] for error in retrier["ErrorEquals"]}
-    assert {"TranscodeFailed", "States.HeartbeatTimeout"} <= retried
+    assert "TranscodeFailed" in retried
+    # A timeout is not retried in place: the timed-out task is stopped first, then tried again.
+    timeouts = {"States.HeartbeatTimeout", "States.Timeout"}
+    assert not timeouts & retried
+    assert task["Catch"][0] == {
+        "ErrorEquals": sorted(timeouts),
+        "ResultPath": "$.failure.BurnAndCompress",
+        "Next": "StopTimedOutTask",
+    }
+    assert task["Parameters"]["StartedBy.$"] == "$.job.video_id"

@@ -116,8 +116,9 @@ def test_invalid_request_path_still_leaves_a_record_and_calls_back(aws: Aws, ser
 
     with pytest.raises(InvalidInput) as failure:
         invoke("ValidateInput", {"request": raw, "execution_arn": EXECUTION, "started_at": STARTED_AT})
-    state = {**raw, "failure": {"ValidateInput": caught(failure.value)}}
-    state["failed"] = invoke("MarkFailed", {"state": state, "execution_arn": EXECUTION})
+    state: dict[str, Any] = {"failure": {"ValidateInput": caught(failure.value)}}  # ValidationFailed's
+    execution = aws.execution(raw)
+    state["failed"] = invoke("MarkFailed", {"state": state, "execution_arn": execution})
     invoke("Notify", {"outcome": "failed", "failed": state["failed"]})
 
     assert state["failed"]["error_code"] == "INVALID_INPUT"

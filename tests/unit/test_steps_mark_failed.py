@@ -52,7 +52,6 @@ def test_given_a_lambda_error_when_marked_then_the_record_is_failed_with_its_cod
         video_id=job.video_id,
         task_id="t-1",
         batch_id=None,
-        callback_url="https://hooks.example.com/x",
         metadata={"m": 1},
     )
     record = aws.record(job.video_id)
@@ -161,11 +160,12 @@ def test_given_mark_failed_retried_when_marked_again_then_same_report_and_record
 # --- ValidateInput failed: no job in the state ---------------------------------------------------
 
 
-def before(raw: dict[str, Any], cause: str) -> dict[str, Any]:
-    """The state data when ValidateInput fails: the raw input plus the Catch's failure."""
+def before(aws: Aws, raw: Any, cause: str, name: str = "run-1") -> dict[str, Any]:
+    """The state when ValidateInput fails (only the failure: the ValidationFailed state), with
+    the execution whose input ``raw`` is."""
+    aws.execution(raw, name)
     return {
-        **raw,
-        "failure": {"ValidateInput": {"Error": "InvalidInput", "Cause": lambda_cause("InvalidInput", cause)}},
+        "failure": {"ValidateInput": {"Error": "InvalidInput", "Cause": lambda_cause("InvalidInput", cause)}}
     }
 
 
@@ -179,20 +179,17 @@ def test_given_an_invalid_request_when_marked_then_a_failed_record_exists_for_it
         "metadata": {"order": 5},
     }
 
-    report = mark(before(raw, "invalid request: subtitles: Field required"))
+    report = mark(before(aws, raw, "invalid request: subtitles: Field required"))
 
     assert report.job_id is not None and report.job_id.startswith("job-")
     assert report.video_id == video_id_for(report.job_id)
-    assert (report.callback_url, report.task_id, report.batch_id) == (
-        "https://hooks.example.com/vidp",
-        "t-9",
-        None,
-    )
+    assert (report.task_id, report.batch_id) == ("t-9", None)
     assert report.metadata == {"order": 5}
     assert (report.error_code, report.failed_state) == ("INVALID_INPUT", "ValidateInput")
     record = aws.record(report.video_id)
     assert record is not None
     assert (record.status, record.filename, record.execution_arn) == ("failed", "clip.mp4", EXECUTION)
+    assert record.callback_url == "https://hooks.example.com/vidp"  # NotifyFailure reads it there
     assert record.error_message == "invalid request: subtitles: Field required"
     assert record.resolution is None  # "999p" was not valid
 
@@ -203,7 +200,7 @@ def test_given_a_valid_request_whose_video_is_missing_when_marked_then_its_job_i
     raw = request(aws)
     aws.s3.delete_object(Bucket="vidp-test-bucket", Key="incoming/my clip.mp4")
 
-    report = mark(before(raw, "video object not found: s3://..."))
+    report = mark(before(aws, raw, "video object not found: s3://..."))
 
     assert report.job_id == JobRequest.model_validate(raw).resolved_job_id()
     record = aws.record(video_id_for(report.job_id))
@@ -211,7 +208,7 @@ def test_given_a_valid_request_whose_video_is_missing_when_marked_then_its_job_i
 
 
 def test_given_a_request_with_its_own_job_id_when_marked_then_that_id_is_kept(aws: Aws) -> None:
-    report = mark(before({"job_id": "order-77", "video": 3}, "invalid request: video: ..."))
+    report = mark(before(aws, {"job_id": "order-77", "video": 3}, "invalid request: video: ..."))
 
     assert report.job_id == "order-77"
 
@@ -220,7 +217,8 @@ def test_given_validate_input_failed_after_claiming_when_marked_then_its_record_
     raw = request(aws)
     job = claim(raw)  # the put succeeded, then the Lambda timed out
 
-    report = mark({**raw, "failure": {"ValidateInput": {"Error": "States.Timeout", "Cause": ""}}})
+    aws.execution(raw)
+    report = mark({"failure": {"ValidateInput": {"Error": "States.Timeout", "Cause": ""}}})
 
     assert (report.video_id, report.error_code) == (job.video_id, "TIMEOUT")
     record = aws.record(job.video_id)
@@ -231,9 +229,10 @@ def test_given_a_failed_duplicate_of_a_running_job_when_marked_then_the_job_is_u
     raw = request(aws, callback_url="https://hooks.example.com/x")
     job = claim(raw)
 
-    report = mark(before(raw, "video object not found"), execution=EXECUTION + "-duplicate")
+    state = before(aws, raw, "video object not found", name="run-1-duplicate")
+    report = mark(state, execution=EXECUTION + "-duplicate")
 
-    assert (report.video_id, report.callback_url) == (None, None)  # nothing to record, nobody to call
+    assert report.video_id is None  # nothing to record, nobody to call
     record = aws.record(job.video_id)
     assert record is not None and record.status == "processing"
 
@@ -248,10 +247,8 @@ def test_given_a_request_forging_a_job_and_a_failure_when_marked_then_the_other_
         "failure": {"Finalise": {"Error": "InvalidMedia", "Cause": "forged"}},
         "video": {"s3_uri": "s3://vidp-test-bucket/incoming/x.mp4"},
     }
-    state = before(forged, "invalid request: job: Extra inputs are not permitted")
-    state["failure"] = {**forged["failure"], **state["failure"]}  # how the Catch merges into it
 
-    report = mark(state)
+    report = mark(before(aws, forged, "invalid request: job: Extra inputs are not permitted"))
 
     assert report.failed_state == "ValidateInput"
     assert report.job_id != victim.job_id
@@ -260,7 +257,20 @@ def test_given_a_request_forging_a_job_and_a_failure_when_marked_then_the_other_
     assert aws.keys(victim.work.prefix) != []
 
 
+@pytest.mark.parametrize("raw", ["a string", [1, 2], None, 42])
+def test_given_an_input_that_is_not_an_object_when_marked_then_a_record_keyed_by_the_execution(
+    aws: Aws, raw: Any
+) -> None:
+    report = mark(before(aws, raw, "invalid request: request: Input should be a valid dictionary"))
+
+    assert report.job_id is not None and report.video_id is not None
+    record = aws.record(report.video_id)
+    assert record is not None
+    assert (record.status, record.error_code, record.execution_arn) == ("failed", "INVALID_INPUT", EXECUTION)
+
+
 def test_given_a_state_without_failure_when_marked_then_it_still_reports(aws: Aws) -> None:
+    aws.execution({"video": 1})
     report = mark({"video": 1})
 
     assert (report.error_code, report.failed_state) == ("INTERNAL_ERROR", "Unknown")

@@ -183,11 +183,10 @@ def test_given_a_failure_report_when_notified_then_the_failure_callback_and_even
         video_id=job.video_id,
         task_id="t-3",
         batch_id=None,
-        callback_url=url,
         metadata={"a": 1},
     )
 
-    delivery = failed(report)
+    delivery = failed(report)  # the URL is the one in the job's record
 
     assert delivery.status == "delivered"
     [post] = server.posts()

@@ -1,0 +1,101 @@
+"""Step Functions, read by the failure branch and the reconciler: an execution's input and the
+state it was in. Only what these need: starting executions is ``pipeline.starter``'s.
+
+Errors reading are ``StorageUnavailable`` (throttling, 5xx, unreachable: retried) or
+``StorageFailed`` (anything else), one line each, like the other adapters.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from pipeline.failures import StorageFailed, StorageUnavailable
+
+_TRANSIENT_CODES = {"ThrottlingException", "ServiceUnavailable", "InternalFailure"}
+_HISTORY_PAGE = 50
+
+
+@lru_cache(maxsize=1)
+def stepfunctions_client() -> Any:  # no type stubs for Step Functions are installed
+    """The shared Step Functions client, built on first use."""
+    config = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
+    return boto3.client("stepfunctions", config=config)
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """An execution input that is not JSON (or nests too deeply to be read)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Execution:
+    """What DescribeExecution says about an execution that the failure branch needs."""
+
+    arn: str
+    name: str
+    status: str
+    input: Any  # the parsed input, or an Unreadable
+    error: str | None = None
+    cause: str | None = None
+
+
+def parse_input(text: str | None) -> Any:
+    """An execution's input text as JSON, or ``Unreadable`` saying why not."""
+    if text is None:
+        return Unreadable("the input is not available")
+    try:
+        return json.loads(text)
+    except RecursionError:
+        return Unreadable("the input is nested too deeply to be read")
+    except ValueError:
+        return Unreadable("the input is not JSON")
+
+
+def describe(execution_arn: str, *, client: Any = None) -> Execution:
+    """DescribeExecution, input parsed."""
+    try:
+        got = (client or stepfunctions_client()).describe_execution(executionArn=execution_arn)
+    except (ClientError, BotoCoreError) as err:
+        raise _error(err, f"describe {execution_arn.rpartition(':')[2]}") from None
+    return Execution(
+        arn=execution_arn,
+        name=str(got.get("name", execution_arn.rpartition(":")[2])),
+        status=str(got["status"]),
+        input=parse_input(got.get("input")),
+        error=got.get("error"),
+        cause=got.get("cause"),
+    )
+
+
+def last_state(execution_arn: str, *, client: Any = None) -> str | None:
+    """The state the execution entered last (where it was when stopped), or None."""
+    try:
+        got = (client or stepfunctions_client()).get_execution_history(
+            executionArn=execution_arn, reverseOrder=True, maxResults=_HISTORY_PAGE
+        )
+    except (ClientError, BotoCoreError) as err:
+        raise _error(err, f"history of {execution_arn.rpartition(':')[2]}") from None
+    for event in got.get("events", []):
+        entered = event.get("stateEnteredEventDetails")
+        if entered and str(event.get("type", "")).endswith("StateEntered"):
+            return str(entered["name"])
+    return None
+
+
+def _error(err: ClientError | BotoCoreError, what: str) -> StorageUnavailable | StorageFailed:
+    if isinstance(err, BotoCoreError):
+        return StorageUnavailable(f"Step Functions unreachable ({type(err).__name__}): {what}")
+    code = str(err.response.get("Error", {}).get("Code", ""))
+    status = int(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    if code in _TRANSIENT_CODES or status >= 500:
+        return StorageUnavailable(f"Step Functions: {what}: {code or status}, try again later")
+    return StorageFailed(f"Step Functions: {what}: refused ({code or status})")
