@@ -213,6 +213,7 @@ S3UriText = Annotated[str, Field(pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9
 HttpUrlText = Annotated[str, Field(pattern=r"^https?://\S+$", max_length=2048)]
 JobStatus = Literal["processing", "saved", "failed"]
 MAX_METADATA_BYTES = 4096
+MAX_METADATA_DEPTH = 16
 
 
 def validation_problems(err: ValidationError, *, whole: str = "request", first_only: bool = False) -> str:
@@ -223,7 +224,23 @@ def validation_problems(err: ValidationError, *, whole: str = "request", first_o
     return "; ".join(f"{'.'.join(str(part) for part in e['loc']) or whole}: {e['msg']}" for e in shown)
 
 
+def _depth(value: Any) -> int:
+    """How deeply lists and objects nest in ``value`` (iterative: any depth can be measured)."""
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            pending.extend(
+                (child, depth + 1) for child in (item.values() if isinstance(item, dict) else item)
+            )
+    return deepest
+
+
 def _metadata_size(value: dict[str, Any]) -> dict[str, Any]:
+    # Depth first: a value nested hundreds deep cannot be serialised (json, pydantic) at all.
+    if _depth(value) > MAX_METADATA_DEPTH:
+        raise ValueError(f"metadata nests deeper than {MAX_METADATA_DEPTH} levels")
     if len(json.dumps(value, separators=(",", ":"), default=str).encode()) > MAX_METADATA_BYTES:
         raise ValueError(f"metadata is larger than {MAX_METADATA_BYTES} bytes of JSON")
     return value

@@ -23,14 +23,14 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pipeline import deployment, failures
 from pipeline.adapters import executions, jobs_table
 from pipeline.adapters.executions import Unreadable
 from pipeline.failures import StorageFailed
 from pipeline.logs import logger, step_log
-from pipeline.models import FailedNotice, Failure, FailureReport
+from pipeline.models import FailedNotice, Failure, FailureReport, JobRequest, validation_problems
 from pipeline.steps import mark_failed, notify
 from pipeline.steps.settings import StepSettings, step_settings
 
@@ -129,9 +129,25 @@ def ended_failure(ended: ExecutionEnded, raw: Any, state: str | None) -> Failure
     error = ended.error or "Unknown"
     if isinstance(raw, Unreadable):
         return failure("INVALID_INPUT", raw.reason, error)
+    problem = request_problem(raw)
+    if problem is not None:
+        # Step Functions gave up before ValidateInput could say it (e.g. moto's interpreter on an
+        # input nested hundreds deep): the record says what ValidateInput would have.
+        return failure("INVALID_INPUT", problem, error)
     if error in _INPUT_ERRORS:
         return failure("INVALID_INPUT", _INPUT_ERRORS[error], error)
     return failure(failures.error_code(error), failures.failure_message(error, ended.cause, where), error)
+
+
+def request_problem(raw: Any) -> str | None:
+    """What is wrong with the execution input as a JobRequest (ValidateInput's words), or None."""
+    try:
+        JobRequest.model_validate(raw)
+    except ValidationError as err:
+        return f"invalid request: {validation_problems(err, first_only=True)}"
+    except RecursionError:
+        return "invalid request: the input is nested too deeply"
+    return None
 
 
 def _last_state(execution_arn: str) -> str | None:

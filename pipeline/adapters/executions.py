@@ -84,11 +84,16 @@ def last_state(execution_arn: str, *, client: Any = None) -> str | None:
         )
     except (ClientError, BotoCoreError) as err:
         raise _error(err, f"history of {execution_arn.rpartition(':')[2]}") from None
-    for event in got.get("events", []):
-        entered = event.get("stateEnteredEventDetails")
-        if entered and str(event.get("type", "")).endswith("StateEntered"):
-            return str(entered["name"])
-    return None
+    # The newest page first; the latest entry is the one with the highest id (whatever the
+    # order of the page: moto's ignores reverseOrder and answers the whole history).
+    entered = [
+        event for event in got.get("events", [])
+        if event.get("stateEnteredEventDetails") and str(event.get("type", "")).endswith("StateEntered")
+    ]  # fmt: skip
+    if not entered:
+        return None
+    latest = max(entered, key=lambda event: int(event.get("id", 0)))
+    return str(latest["stateEnteredEventDetails"]["name"])
 
 
 def _error(err: ClientError | BotoCoreError, what: str) -> StorageUnavailable | StorageFailed:

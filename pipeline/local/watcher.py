@@ -22,7 +22,6 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeline.failures import VidpError
 from pipeline.local.clients import Clients
 from pipeline.local.resources import ACCOUNT, REGION
 
@@ -77,7 +76,7 @@ class ExecutionWatcher:
         self._clients = clients
         self._handler = handler
         self._poll_seconds = poll_seconds
-        self._state_machine_arn = ""
+        self._machines: list[str] = []
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()  # one reconciliation at a time: the poll thread, stop(), reconcile()
@@ -86,7 +85,7 @@ class ExecutionWatcher:
         self._results: list[dict[str, Any]] = []
 
     def start(self, state_machine_arn: str) -> None:
-        self._state_machine_arn = state_machine_arn
+        self.watch(state_machine_arn)
         self._stopping.clear()
         self._thread = threading.Thread(target=self._loop, name="local-execution-watcher", daemon=True)
         self._thread.start()
@@ -98,6 +97,12 @@ class ExecutionWatcher:
             self._thread.join(timeout)
             self._thread = None
         self.poll_once()
+
+    def watch(self, state_machine_arn: str) -> None:
+        """Watch another state machine's executions too (in AWS: another ARN in the rule's pattern)."""
+        with self._lock:
+            if state_machine_arn not in self._machines:
+                self._machines.append(state_machine_arn)
 
     @property
     def results(self) -> list[dict[str, Any]]:
@@ -133,9 +138,11 @@ class ExecutionWatcher:
     def _ended(self) -> list[str]:
         sfn = self._clients.client("stepfunctions")
         found: list[str] = []
-        for status in ENDED_BADLY:
+        with self._lock:
+            machines = list(self._machines)
+        for machine, status in ((m, s) for m in machines for s in ENDED_BADLY):
             pages = sfn.get_paginator("list_executions").paginate(
-                stateMachineArn=self._state_machine_arn, statusFilter=status
+                stateMachineArn=machine, statusFilter=status
             )
             for page in pages:
                 found.extend(
@@ -150,7 +157,7 @@ class ExecutionWatcher:
         handler = self._handler or _reconciler()
         try:
             answer = handler(status_change_event(description), None)
-        except (VidpError, ClientError, BotoCoreError, OSError) as err:
+        except Exception as err:  # as a Lambda's: any error is retried, none ends the watcher
             attempts = self._attempts[arn] = self._attempts.get(arn, 0) + 1
             if attempts < MAX_ATTEMPTS:
                 log.info("reconciler: %s failed (attempt %d), retried: %s", arn, attempts, err)

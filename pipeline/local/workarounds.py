@@ -49,6 +49,7 @@ from moto.stepfunctions.parser.asl.eval.callback.callback import (
 )
 from moto.stepfunctions.parser.asl.eval.environment import Environment
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped, ProgramTimedOut
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 from moto.stepfunctions.responses import StepFunctionResponse
 
@@ -420,6 +421,77 @@ def fargate_run_task_needs_vpc_dns_hostnames(ec2: Any, vpc_id: str) -> None:
     ec2.modify_vpc_attribute(VpcId=vpc_id, EnableDnsHostnames={"Value": True})
 
 
+# --- 11. RunTask's StartedBy is dropped -------------------------------------------------------------
+
+
+def ecs_run_task_drops_started_by() -> None:
+    """``ecs:runTask``'s ``StartedBy`` never reaches ECS.
+
+    moto: the ECS integration keeps only the parameters in its list of RunTask's bindings, which
+    lacks ``StartedBy``, so the task's ``startedBy`` is empty and ``ListTasks(startedBy=...)``
+    finds nothing. AWS passes it on (the pipeline starts each task by its video id, and the
+    failure branch and the reconciler find the job's tasks with it).
+
+    Fix: RunTask's supported parameters include ``StartedBy``.
+    """
+    original = _original(StateTaskServiceEcs, "_get_supported_parameters")
+
+    def _get_supported_parameters(self: Any) -> set[str] | None:
+        supported: set[str] | None = original(self)
+        if supported is not None and self.resource.api_action.lower() == "runtask":
+            return {*supported, "StartedBy"}
+        return supported
+
+    name = ecs_run_task_drops_started_by.__name__
+    _replace(name, StateTaskServiceEcs, "_get_supported_parameters", _get_supported_parameters)
+
+
+# --- 12. a stopped or timed-out execution ends FAILED --------------------------------------------
+
+
+def stopped_execution_reported_as_failed() -> None:
+    """StopExecution (or the execution's TimeoutSeconds) during a task-token wait is not applied:
+    the execution runs on until the task's next heartbeat, then ends FAILED.
+
+    moto: ``Environment.set_stop`` / ``set_timed_out`` mark the program, but the waiting state
+    only looks again after its heartbeat endpoint wakes (up to ``HeartbeatSeconds``: a hung task
+    sends none), and then its interrupted wait fails (``States.Timeout``), and ``set_error``
+    replaces the stopped (or timed-out) program state: ``FAILED``. AWS ends the execution
+    ``ABORTED`` / ``TIMED_OUT`` at once, which the reconciler's rule matches.
+
+    Fix: stopping or timing out wakes the token wait of the states running then, and once the
+    program is stopped or timed out, a later error does not replace that.
+    """
+    original_error = _original(Environment, "set_error")
+    original_stop = _original(Environment, "set_stop")
+    original_timed_out = _original(Environment, "set_timed_out")
+
+    def set_error(self: Any, error: Any) -> None:
+        if isinstance(self._program_state, ProgramStopped | ProgramTimedOut):
+            return
+        original_error(self, error)
+
+    def wake_token_waits(env: Any) -> None:
+        for each in (env, *env._frames):
+            task = each.states.context_object.context_object_data.get("Task") or {}
+            endpoint = each.callback_pool_manager.get(task["Token"]) if "Token" in task else None
+            if endpoint is not None:
+                endpoint.interrupt_all()
+
+    def set_stop(self: Any, stop_date: Any, cause: str | None, error: str | None) -> None:
+        original_stop(self, stop_date=stop_date, cause=cause, error=error)
+        wake_token_waits(self)
+
+    def set_timed_out(self: Any) -> None:
+        original_timed_out(self)
+        wake_token_waits(self)
+
+    name = stopped_execution_reported_as_failed.__name__
+    _replace(name, Environment, "set_error", set_error)
+    _replace(name, Environment, "set_stop", set_stop)
+    _replace(name, Environment, "set_timed_out", set_timed_out)
+
+
 # --- all of them ---------------------------------------------------------------------------------
 
 _PATCHES: tuple[Callable[[], None], ...] = (
@@ -429,6 +501,8 @@ _PATCHES: tuple[Callable[[], None], ...] = (
     heartbeat_timeout_reported_as_timeout,
     send_task_failure_drops_cause,
     context_times_not_in_aws_format,
+    ecs_run_task_drops_started_by,
+    stopped_execution_reported_as_failed,
 )
 
 

@@ -503,3 +503,98 @@ def test_apply_all_is_idempotent_and_without_puts_patches_back() -> None:
     }
     with pytest.raises(ValueError, match="no such workaround"):
         workarounds.without("typo").__enter__()
+
+
+# --- 11. RunTask's StartedBy ----------------------------------------------------------------------
+
+
+def started_by_task(resources: dict[str, str]) -> dict[str, Any]:
+    definition = ecs_token_task(resources)
+    definition["States"]["Work"]["Parameters"]["StartedBy"] = "vid-0123"
+    definition["States"]["Work"]["TimeoutSeconds"] = 2
+    return definition
+
+
+def test_run_task_keeps_started_by(aws: None) -> None:
+    resources = fargate()
+    start(started_by_task(resources))
+    deadline = time.monotonic() + DEADLINE
+    while not (
+        found := client("ecs").list_tasks(cluster=resources["cluster"], startedBy="vid-0123")["taskArns"]
+    ):
+        assert time.monotonic() < deadline, "no task started by vid-0123"
+        time.sleep(0.02)
+    assert len(found) == 1
+
+
+def test_moto_still_drops_started_by(aws: None) -> None:
+    resources = fargate()
+    with workarounds.without("ecs_run_task_drops_started_by"):
+        execute(started_by_task(resources))  # ends at its 2 s timeout: nobody answers the token
+
+    assert client("ecs").list_tasks(cluster=resources["cluster"])["taskArns"]  # a task ran
+    assert client("ecs").list_tasks(cluster=resources["cluster"], startedBy="vid-0123")["taskArns"] == []
+
+
+# --- 12. StopExecution and the execution's timeout during a token wait ----------------------------
+
+
+def waiting(worker: Worker, **fields: Any) -> dict[str, Any]:
+    """A token task nobody answers or heartbeats, with a long heartbeat (as a hung container)."""
+    return token_task(worker, HeartbeatSeconds=30, TimeoutSeconds=60, **fields)
+
+
+def stop_when_waiting(worker: Worker, arn: str) -> dict[str, Any]:
+    sfn = client("stepfunctions")
+    deadline = time.monotonic() + DEADLINE
+    while not worker.tokens:
+        assert time.monotonic() < deadline, "the task never started"
+        time.sleep(0.02)
+    sfn.stop_execution(executionArn=arn, cause="stop")
+    stopped_by = time.monotonic() + 5.0
+    while (described := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
+        if time.monotonic() > stopped_by:
+            break
+        time.sleep(0.02)
+    return described  # type: ignore[no-any-return]
+
+
+def test_a_stopped_execution_ends_aborted_at_once(aws: None) -> None:
+    with Worker([]) as worker:
+        described = stop_when_waiting(worker, start(waiting(worker)))
+
+    assert described["status"] == "ABORTED"
+
+
+def test_an_execution_past_its_timeout_ends_timed_out_at_once(aws: None) -> None:
+    with Worker([]) as worker:
+        definition = {**waiting(worker), "TimeoutSeconds": 1}
+        described, _ = execute(definition)
+
+    assert described["status"] == "TIMED_OUT"
+
+
+def test_moto_still_lets_a_stopped_execution_wait_for_its_task(aws: None) -> None:
+    with workarounds.without("stopped_execution_reported_as_failed"), Worker([]) as worker:
+        described = stop_when_waiting(worker, start(waiting(worker)))
+
+    assert described["status"] == "RUNNING"  # 5 s after StopExecution: waiting for a heartbeat
+
+
+# --- EventBridge: Step Functions' status-change events (pipeline.local.watcher stands in) --------
+
+
+def test_moto_still_puts_no_execution_status_change_event(aws: None) -> None:
+    sqs, bridge = client("sqs"), client("events")
+    queue = sqs.create_queue(QueueName="changes")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    bridge.put_rule(Name="changes", EventPattern=json.dumps({"source": ["aws.states"]}))
+    bridge.put_targets(Rule="changes", Targets=[{"Id": "q", "Arn": queue_arn}])
+
+    described, _ = execute({"StartAt": "Fail", "States": {"Fail": {"Type": "Fail", "Error": "Boom"}}})
+
+    assert described["status"] == "FAILED"
+    time.sleep(0.5)
+    assert sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=0).get("Messages", []) == []
