@@ -500,6 +500,8 @@ def test_apply_all_is_idempotent_and_without_puts_patches_back() -> None:
         "heartbeat_timeout_reported_as_timeout",
         "send_task_failure_drops_cause",
         "context_times_not_in_aws_format",
+        "ecs_run_task_drops_started_by",
+        "stopped_execution_reported_as_failed",
     }
     with pytest.raises(ValueError, match="no such workaround"):
         workarounds.without("typo").__enter__()
