@@ -10,12 +10,14 @@ from pydantic import ValidationError
 
 from pipeline.adapters import jobs_table, s3
 from pipeline.adapters.s3 import S3Uri
+from pipeline.deployment import INCOMING_PREFIX, UPLOADS_PREFIX
 from pipeline.failures import InvalidInput, JobConflict, ObjectNotFound
 from pipeline.logs import logger, step_log
 from pipeline.models import Job, JobRecord, JobRequest, Validated, ValidateInputEvent, validation_problems
 from pipeline.steps.settings import StepSettings, step_settings
 
 _log = logger("validate_input")
+_CALLER_PREFIXES = (INCOMING_PREFIX, UPLOADS_PREFIX)
 
 
 def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
@@ -35,6 +37,7 @@ def validate_input(event: ValidateInputEvent, settings: StepSettings) -> Validat
     video = S3Uri.parse(request.video.s3_uri)
     if video.bucket != settings.bucket:
         raise InvalidInput(f"the video must be in s3://{settings.bucket}/, not in bucket {video.bucket!r}")
+    _font_is_an_input(request, settings.bucket)
     extension = PurePosixPath(video.name).suffix.lower()
     if extension not in settings.allowed_extensions:
         allowed = " ".join(settings.allowed_extensions)
@@ -85,6 +88,17 @@ def validate_input(event: ValidateInputEvent, settings: StepSettings) -> Validat
         },
     )
     return Validated(duplicate=True, job=job)
+
+
+def _font_is_an_input(request: JobRequest, bucket: str) -> None:
+    """A style's font is read by the task like the video: only from where callers put inputs in
+    this bucket (the task role may read nothing else in AWS; the local AWS has no IAM to say so)."""
+    if request.style.font_file is None:
+        return
+    font = S3Uri.parse(request.style.font_file)
+    if font.bucket != bucket or not font.key.startswith(_CALLER_PREFIXES):
+        inputs = " or ".join(f"s3://{bucket}/{prefix}" for prefix in _CALLER_PREFIXES)
+        raise InvalidInput(f"style.font_file must be under {inputs}, not {font}")
 
 
 def parse_request(raw: Any) -> JobRequest:

@@ -353,3 +353,28 @@ def test_a_valid_request_still_succeeds_through_start_job(aws: LocalAws, video: 
     # The door the product uses (pipeline.starter) is unchanged by all of the above.
     request = JobRequest.model_validate(valid(video, job_id="plain-job"))
     assert aws.wait(aws.start_job(request), DEADLINE)["status"] == "SUCCEEDED"
+
+
+# --- 5. a font from another bucket ------------------------------------------------------------------
+
+
+def test_a_font_from_another_bucket_is_refused_like_a_video_from_there(
+    aws: LocalAws, video: str, receiver: CallbackReceiver
+) -> None:
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket="someone-elses-bucket")
+    s3.put_object(Bucket="someone-elses-bucket", Key="fonts/Brand.ttf", Body=b"\0\1\0\0 not really a font")
+    style = {"font_file": "s3://someone-elses-bucket/fonts/Brand.ttf"}
+    assert aws.ecs_runner is not None
+    runs_before = len(aws.ecs_runner.runs)
+    arn = start(aws, valid(video, job_id="foreign-font", style=style, callback_url=receiver.url))
+    described = aws.wait(arn, DEADLINE)
+
+    assert described["status"] == "FAILED" and described["error"] == "InvalidInput"
+    record = wait_for_record(aws, video_id_for("foreign-font"), "failed")
+    assert (record.error_code, record.failed_state) == ("INVALID_INPUT", "ValidateInput")
+    assert "style.font_file must be under" in (record.error_message or "")
+    [callback] = callbacks_for(receiver, "foreign-font")
+    assert callback.payload["error_code"] == "INVALID_INPUT"
+    assert keys(aws, "work/foreign-font/") == []
+    assert len(aws.ecs_runner.runs) == runs_before  # no task ever read it
