@@ -64,7 +64,13 @@ class VidpStack(Stack):
         )
         machine = workflow.state_machine
         uploads = UploadTrigger(
-            self, "Uploads", config=config, code=code, bucket=storage.bucket, machine=machine
+            self,
+            "Uploads",
+            config=config,
+            code=code,
+            bucket=storage.bucket,
+            machine=machine,
+            bus=steps.event_bus,
         )
         queues = [uploads.dlq]
         if config.reprocess_schedule:
@@ -76,6 +82,7 @@ class VidpStack(Stack):
             machine=machine,
             task_log_group=compute.log_group,
             dead_letter_queues=queues,
+            upload_rejections=uploads.rejections,
         )
         self._acknowledge_cdk_internals()
         CfnOutput(self, "BucketName", value=storage.bucket.bucket_name)
