@@ -17,12 +17,12 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra.config import DeployConfig
-
-METRIC_NAMESPACE = "VidP"
+from pipeline.deployment import METRIC_NAMESPACE
 
 
 class Observability(Construct):
-    """Failed/timed-out executions, task errors and dead letters page the alarm topic."""
+    """Failed/timed-out executions, task errors, rejected uploads and dead letters page the alarm
+    topic."""
 
     def __init__(
         self,
@@ -33,6 +33,7 @@ class Observability(Construct):
         machine: sfn.StateMachine,
         task_log_group: logs.ILogGroup,
         dead_letter_queues: Sequence[sqs.IQueue],
+        upload_rejections: cloudwatch.IMetric,
     ) -> None:
         super().__init__(scope, construct_id)
         # A customer managed key: CloudWatch may not use the AWS managed alias/aws/sns key.
@@ -59,6 +60,8 @@ class Observability(Construct):
             "ExecutionsFailed": machine.metric_failed(period=period, statistic="Sum"),
             "ExecutionsTimedOut": machine.metric_timed_out(period=period, statistic="Sum"),
             "TaskErrors": task_errors,
+            # Each is an upload someone expects processed: a bad or missing sidecar, a conflict.
+            "UploadsRejected": upload_rejections,
         }
         for index, queue in enumerate(dead_letter_queues):
             watched[f"DeadLetters{index}"] = queue.metric_approximate_number_of_messages_visible(
@@ -93,5 +96,6 @@ class Observability(Construct):
                 left=[machine.metric_time(period=period, statistic="p90")],
             ),
             cloudwatch.GraphWidget(title="ffmpeg task errors", left=[task_errors]),
+            cloudwatch.GraphWidget(title="Rejected uploads", left=[upload_rejections]),
             cloudwatch.AlarmStatusWidget(title="Alarms", alarms=self.alarms),
         )

@@ -71,7 +71,13 @@ class VidpStack(Stack):
         )
         machine = workflow.state_machine
         uploads = UploadTrigger(
-            self, "Uploads", config=config, code=code, bucket=storage.bucket, machine=machine
+            self,
+            "Uploads",
+            config=config,
+            code=code,
+            bucket=storage.bucket,
+            machine=machine,
+            bus=steps.event_bus,
         )
         reconciliation = Reconciliation(
             self, "Reconciliation", config=config, code=code, steps=steps, machine=machine
@@ -86,6 +92,7 @@ class VidpStack(Stack):
             machine=machine,
             task_log_group=compute.log_group,
             dead_letter_queues=queues,
+            upload_rejections=uploads.rejections,
         )
         self._acknowledge_cdk_internals()
         CfnOutput(self, "BucketName", value=storage.bucket.bucket_name)

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import ArnFormat, Duration, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as lambda_events
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_scheduler as scheduler
@@ -28,10 +30,17 @@ from infra.nag import (
     acknowledge_s3_grants,
 )
 from infra.steps import RUNTIME
-from pipeline.deployment import INCOMING_PREFIX, upload_event_pattern
+from pipeline.deployment import (
+    INCOMING_PREFIX,
+    METRIC_NAMESPACE,
+    UPLOADS_REJECTED_METRIC,
+    upload_event_pattern,
+)
 
 # The upload starter Lambda: pipeline/starter.py, in the same bundle as the steps.
 STARTER_HANDLER = "pipeline.starter.handler"
+# How long a video uploaded without its sidecar waits for it (an SQS delay: at most 900 s).
+SIDECAR_WAIT = Duration.minutes(5)
 
 
 def dead_letter_queue(scope: Construct, construct_id: str, name: str) -> sqs.Queue:
@@ -64,8 +73,11 @@ class UploadTrigger(Construct):
     """S3 ``Object Created`` under incoming/ -> the upload starter Lambda -> a named execution.
 
     EventBridge cannot name an execution, and the S3 event is not a JobRequest: the starter reads
-    the sidecar (``<key>.job.json``) and starts the execution named by the job id, so a duplicate
-    event gets ExecutionAlreadyExists instead of a second run.
+    the sidecar (``<key>.job.json``) and starts the execution named by the job id and the
+    upload's version, so a duplicate event finds the execution already there.
+    A video without its sidecar is looked at again after ``SIDECAR_WAIT`` (a delayed message on
+    the sidecar checks queue, which the same Lambda reads). A rejected upload is put on the
+    pipeline's bus (``VidP Upload Rejected``) and counted: ``rejections`` is that metric.
     """
 
     def __init__(
@@ -77,13 +89,24 @@ class UploadTrigger(Construct):
         code: lambda_.Code,
         bucket: s3.IBucket,
         machine: sfn.IStateMachine,
+        bus: events.IEventBus,
     ) -> None:
         super().__init__(scope, construct_id)
         self.dlq = dead_letter_queue(self, "DeadLetters", config.name("uploads-dlq"))
+        self.sidecar_checks = sqs.Queue(
+            self,
+            "SidecarChecks",
+            queue_name=config.name("sidecar-checks"),
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            visibility_timeout=Duration.seconds(180),  # 6x the starter's timeout, as Lambda advises
+            dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=5, queue=self.dlq),
+        )
+        service = config.names.function("UploadStarter")
         self.starter = lambda_.Function(
             self,
             "Starter",
-            function_name=config.names.function("UploadStarter"),
+            function_name=service,
             runtime=RUNTIME,
             architecture=lambda_.Architecture.X86_64,
             handler=STARTER_HANDLER,
@@ -93,6 +116,10 @@ class UploadTrigger(Construct):
             environment={
                 "VIDP_BUCKET": bucket.bucket_name,
                 "VIDP_STATE_MACHINE_ARN": machine.state_machine_arn,
+                "VIDP_EVENT_BUS_NAME": bus.event_bus_name,
+                "VIDP_SIDECAR_CHECKS_QUEUE_URL": self.sidecar_checks.queue_url,
+                "VIDP_SIDECAR_WAIT_SECONDS": str(int(SIDECAR_WAIT.to_seconds())),
+                "POWERTOOLS_SERVICE_NAME": service,
             },
             log_group=logs.LogGroup(
                 self,
@@ -106,6 +133,16 @@ class UploadTrigger(Construct):
         )
         bucket.grant_read(self.starter, f"{INCOMING_PREFIX}*")
         machine.grant_start_execution(self.starter)
+        bus.grant_put_events_to(self.starter)
+        self.sidecar_checks.grant_send_messages(self.starter)
+        self.starter.add_event_source(lambda_events.SqsEventSource(self.sidecar_checks, batch_size=1))
+        self.rejections = cloudwatch.Metric(
+            namespace=METRIC_NAMESPACE,
+            metric_name=UPLOADS_REJECTED_METRIC,
+            dimensions_map={"service": service},  # Powertools' EMF dimension (POWERTOOLS_SERVICE_NAME)
+            period=Duration.minutes(5),
+            statistic="Sum",
+        )
         self.starter.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["states:DescribeExecution"],

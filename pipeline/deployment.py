@@ -75,6 +75,11 @@ TASK_COMMAND = ("python", "-m", "pipeline.task")
 EVENT_SOURCE = "vidp.pipeline"
 PROCESSED_EVENT = "VidP Video Processed"
 FAILED_EVENT = "VidP Video Failed"
+UPLOAD_REJECTED_EVENT = "VidP Upload Rejected"
+"""An upload under incoming/ that starts no job (a bad or missing sidecar...): its key and why."""
+METRIC_NAMESPACE = "VidP"
+UPLOADS_REJECTED_METRIC = "UploadsRejected"
+"""Counted by the upload starter (Powertools EMF, one per rejected upload); alarmed on."""
 
 
 def upload_event_pattern(bucket: str) -> dict[str, Any]:

@@ -6,16 +6,19 @@ and the HTTP API, batches and reprocessing to come.
 
 - The execution is named by the job id (a ``JobId`` fits an execution name), and its input is
   the request with that job id, so the same request started twice is one execution.
-- The same name and input while that execution runs: StartExecution itself answers with it.
-  A name already taken otherwise (``ExecutionAlreadyExists``: AWS keeps names for 90 days after
-  an execution closed): the existing execution is described; the same input is the same job,
-  and its execution is the answer; another input under that job id is a ``JobConflict``.
+- The name is looked up first: an execution of that name with the same input is the job,
+  already started (AWS keeps names for 90 days after an execution closed); another input under
+  that job id is a ``JobConflict``. Two starts racing both reach StartExecution, which answers
+  the second with the running execution (same name and input) or ``ExecutionAlreadyExists``.
   ValidateInput's conditional put remains the last guard (a duplicate under another execution
   name records nothing twice).
-- Uploads under ``incoming/`` are described by a sidecar ``<video key>.job.json`` (a JobRequest
-  whose ``video`` may be left out) or by the video's metadata ``subtitles-url`` /
-  ``subtitles-s3-uri``; whichever of the video and its sidecar arrives last starts the job.
-  Events come at least once and in any order: a duplicate maps to the same execution.
+- Uploads under ``incoming/`` (``pipeline.uploads`` says what they describe): each event ends in
+  one outcome, logged on one line: ``started``; ``duplicate`` (the same version again);
+  ``waiting`` (a sidecar before its video: the video's event starts the job; a video before its
+  sidecar: looked at again after ``sidecar_wait_seconds``, through a delayed queue message, and
+  rejected then if no sidecar came); ``ignored`` (gone, a companion file, a folder marker); or
+  ``rejected``, which is also put on the pipeline's bus as ``VidP Upload Rejected`` with the key
+  and the reason, and counted by the Lambda's ``UploadsRejected`` metric (alarmed on).
 """
 
 from __future__ import annotations
@@ -24,33 +27,46 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache, lru_cache
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, Literal
 from urllib.parse import unquote_plus
 
 import boto3
-from aws_lambda_powertools.utilities.parser.models import S3EventNotificationEventBridgeModel
+from aws_lambda_powertools import Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser.models import S3EventNotificationEventBridgeModel, SqsModel
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from pipeline.adapters import s3
+from pipeline.adapters import events, s3
 from pipeline.adapters.s3 import S3Uri
-from pipeline.failures import JobConflict, ObjectNotFound, ObjectTooLarge
-from pipeline.logs import logger, step_log
+from pipeline.deployment import METRIC_NAMESPACE, UPLOAD_REJECTED_EVENT, UPLOADS_REJECTED_METRIC
+from pipeline.failures import JobConflict
+from pipeline.logs import configure, logger, step_log
 from pipeline.models import JobRequest, validation_problems
+from pipeline.uploads import (
+    SIDECAR_SUFFIX,
+    UploadRejected,
+    WaitingForSidecar,
+    WaitingForVideo,
+    describe_upload,
+    kind_of,
+    version_of,
+)
 
 _log = logger("starter")
-SIDECAR_SUFFIX = ".job.json"
-MAX_SIDECAR_BYTES = 64 * 1024
+MAX_SIDECAR_WAIT_SECONDS = 900  # SQS's longest message delay
+DEFAULT_SIDECAR_WAIT_SECONDS = 300
 
 
 @dataclass(frozen=True)
 class Started:
-    """A job and the execution that runs it (a new one, or the one already running it)."""
+    """A job and the execution that runs it; ``new``: this call started it."""
 
     job_id: str
     execution_arn: str
+    new: bool = True
 
 
 def execution_input(request: JobRequest) -> dict[str, Any]:
@@ -93,42 +109,91 @@ class Starter:
         Raises JobConflict when the name belongs to an execution with another input.
         """
         text = json.dumps(payload)
-        try:
-            started = self.client.start_execution(
-                stateMachineArn=self.state_machine_arn, name=name, input=text
+        arn = execution_arn(self.state_machine_arn, name)
+        existing = self._described(arn)
+        if existing is None:
+            try:
+                started = self.client.start_execution(
+                    stateMachineArn=self.state_machine_arn, name=name, input=text
+                )
+            except ClientError as err:
+                if err.response.get("Error", {}).get("Code") != "ExecutionAlreadyExists":
+                    raise
+                existing = self.client.describe_execution(executionArn=arn)
+            else:
+                return Started(job_id=name, execution_arn=str(started["executionArn"]))
+        if json.loads(existing["input"]) != json.loads(text):
+            raise JobConflict(
+                f"job {name!r} already exists with another request: give this one another job_id"
             )
+        return Started(job_id=name, execution_arn=arn, new=False)
+
+    def _described(self, arn: str) -> dict[str, Any] | None:
+        try:
+            described: dict[str, Any] = self.client.describe_execution(executionArn=arn)
         except ClientError as err:
-            if err.response.get("Error", {}).get("Code") != "ExecutionAlreadyExists":
-                raise
-            arn = execution_arn(self.state_machine_arn, name)
-            existing = self.client.describe_execution(executionArn=arn)
-            if json.loads(existing["input"]) != json.loads(text):
-                raise JobConflict(
-                    f"job {name!r} already exists with another request: give this one another job_id"
-                ) from None
-            return Started(job_id=name, execution_arn=arn)
-        return Started(job_id=name, execution_arn=str(started["executionArn"]))
+            if err.response.get("Error", {}).get("Code") == "ExecutionDoesNotExist":
+                return None
+            raise
+        return described
 
 
 # --- uploads under incoming/ ------------------------------------------------------------------
 
+Outcome = Literal["started", "duplicate", "waiting", "ignored", "rejected"]
 
-class UploadRejected(ValueError):
-    """The upload does not describe a job that can start (yet)."""
+
+def metric_name(outcome: Outcome) -> str:
+    """The metric counting an outcome: ``UploadsStarted``... ``UploadsRejected`` (alarmed on)."""
+    return UPLOADS_REJECTED_METRIC if outcome == "rejected" else f"Uploads{outcome.capitalize()}"
+
+
+@lru_cache(maxsize=1)
+def sqs_client() -> Any:  # no type stubs for SQS are installed
+    """The shared SQS client (sidecar checks), built on first use."""
+    config = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=10)
+    return boto3.client("sqs", config=config)
+
+
+class UploadIgnored(Exception):
+    """The event is about nothing a job is made of (any more)."""
 
 
 @dataclass(frozen=True)
-class UploadStarted(Started):
-    """An upload event and the execution it maps to; ``key`` as S3 knows it."""
+class UploadOutcome:
+    """What one upload event (or sidecar check) came to; ``key`` as S3 knows it."""
 
-    key: str = ""
+    outcome: Outcome
+    key: str
+    reason: str = ""
+    job_id: str = ""
+    execution_arn: str = ""
+
+    def answer(self) -> dict[str, Any]:
+        """The Lambda's return value (seen in tests and in the console)."""
+        fields = {"reason": self.reason, "job_id": self.job_id, "execution_arn": self.execution_arn}
+        return {"outcome": self.outcome, "key": self.key, **{k: v for k, v in fields.items() if v}}
 
 
-def job_keys(key: str) -> tuple[str, str]:
-    """(video key, sidecar key) for an event about either of them."""
-    if key.endswith(SIDECAR_SUFFIX):
-        return key.removesuffix(SIDECAR_SUFFIX), key
-    return key, key + SIDECAR_SUFFIX
+class SidecarCheck(BaseModel):
+    """A video that came with nothing describing its job, looked at again once its sidecar had
+    time to come (a delayed queue message)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    check: Literal["sidecar"] = "sidecar"
+    bucket: str
+    video_key: str
+    video_version: str
+    waited_seconds: int
+
+
+class UploadRejectedDetail(BaseModel):
+    """The detail of ``VidP Upload Rejected``."""
+
+    bucket: str
+    key: str
+    reason: str
 
 
 def uploaded_object(event: Mapping[str, Any]) -> S3Uri:
@@ -140,84 +205,162 @@ def uploaded_object(event: Mapping[str, Any]) -> S3Uri:
     return S3Uri(parsed.detail.bucket.name, parsed.detail.object.key)
 
 
-def start_upload(
-    event: Mapping[str, Any], *, bucket: str, starter: Starter, s3_client: Any = None
-) -> UploadStarted:
-    """Start the job of one upload event in ``bucket``; UploadRejected says why not."""
-    uploaded = uploaded_object(event)
-    if uploaded.bucket != bucket:
-        raise UploadRejected(f"the upload is in bucket {uploaded.bucket!r}, not {bucket!r}")
-    key = _existing_key(bucket, uploaded.key, s3_client)
-    request = request_for_upload(bucket, key, s3_client=s3_client)
-    try:
-        started = starter.start(request)
-    except JobConflict as err:
-        raise UploadRejected(str(err)) from None
-    return UploadStarted(job_id=started.job_id, execution_arn=started.execution_arn, key=key)
+@dataclass(frozen=True)
+class UploadIntake:
+    """Turns upload events and sidecar checks into outcomes: the Lambda's logic, and the local
+    AWS's. ``checks_queue_url``: where sidecar checks go (with a delay) and come back from."""
 
+    bucket: str
+    starter: Starter
+    event_bus: str
+    checks_queue_url: str
+    sidecar_wait_seconds: int = DEFAULT_SIDECAR_WAIT_SECONDS
+    s3_client: Any = None
+    sqs_client: Any = None
+    events_client: Any = None
 
-def _existing_key(bucket: str, key: str, client: Any) -> str:
-    """The key as S3 knows it: events may carry it URL-encoded (``+`` for spaces); decode once."""
-    if s3.head_or_none(S3Uri(bucket, key), client=client) is not None:
-        return key
-    decoded = unquote_plus(key)
-    if decoded != key and s3.head_or_none(S3Uri(bucket, decoded), client=client) is not None:
-        return decoded
-    raise UploadRejected("the object is gone")
+    def handle(self, message: Mapping[str, Any]) -> UploadOutcome:
+        """One message: an S3 upload event, or a SidecarCheck. AWS errors propagate (retried)."""
+        configure()
+        outcome = self._check(message) if message.get("check") == "sidecar" else self._upload(message)
+        self._log(outcome)
+        return outcome
 
-
-def request_for_upload(bucket: str, key: str, *, s3_client: Any = None) -> JobRequest:
-    """The JobRequest of the video ``key`` (or of the video beside the sidecar ``key``)."""
-    video_key, sidecar_key = job_keys(key)
-    video = s3.head_or_none(S3Uri(bucket, video_key), client=s3_client)
-    if video is None:
-        raise UploadRejected(f"waiting for the video {video_key!r}")
-    sidecar = _read_sidecar(S3Uri(bucket, sidecar_key), s3_client)
-    fields: dict[str, Any] = {"video": {"s3_uri": str(S3Uri(bucket, video_key))}}
-    if sidecar is not None:
-        fields.update(sidecar)
-    else:
-        metadata = {name.lower(): value for name, value in video.metadata.items()}
-        if "subtitles-url" in metadata:
-            fields["subtitles"] = {"url": metadata["subtitles-url"]}
-        elif "subtitles-s3-uri" in metadata:
-            fields["subtitles"] = {"s3_uri": metadata["subtitles-s3-uri"]}
-        else:
-            raise UploadRejected(
-                f"no {sidecar_key!r} and no subtitles-url / subtitles-s3-uri metadata on the video"
+    def _upload(self, event: Mapping[str, Any]) -> UploadOutcome:
+        try:
+            uploaded = uploaded_object(event)
+        except UploadRejected as err:
+            return self._rejected("?", str(err))
+        if uploaded.bucket != self.bucket:
+            return self._rejected(
+                uploaded.key, f"the upload is in bucket {uploaded.bucket!r}, not {self.bucket!r}"
             )
-    try:
-        return JobRequest.model_validate(fields)
-    except ValidationError as err:
-        raise UploadRejected(f"invalid job description: {validation_problems(err)}") from None
+        key = uploaded.key
+        try:
+            key = self._existing(uploaded.key)
+            kind = kind_of(key)
+            if kind == "folder":
+                raise UploadIgnored("a folder marker")
+            if kind == "companion":
+                raise UploadIgnored(
+                    "a subtitles or font file: the job naming it reads it (upload its sidecar or video "
+                    "again to process a new version)"
+                )
+            if kind == "stray json":
+                raise UploadRejected(
+                    f"{key!r} is neither a video nor a sidecar: "
+                    f"a sidecar is named '<video key>{SIDECAR_SUFFIX}'"
+                )
+            described = describe_upload(self.bucket, key, client=self.s3_client)
+            started = self.starter.start(described.request)
+        except UploadIgnored as err:
+            return UploadOutcome("ignored", key, str(err))
+        except WaitingForVideo as err:
+            return UploadOutcome("waiting", key, str(err))
+        except WaitingForSidecar as err:
+            return self._wait_for_sidecar(key, err)
+        except (UploadRejected, JobConflict) as err:
+            return self._rejected(key, str(err))
+        if started.new:
+            return UploadOutcome("started", key, "", started.job_id, started.execution_arn)
+        reason = f"the version {described.version.text()} already started job {started.job_id!r}"
+        if described.named_job_id:
+            reason += " (its sidecar names the job_id: a new version needs a new job_id)"
+        return UploadOutcome("duplicate", key, reason, started.job_id, started.execution_arn)
 
+    def _existing(self, key: str) -> str:
+        """The key as S3 knows it: events may carry it URL-encoded (``+`` for spaces); decode once."""
+        for candidate in dict.fromkeys((key, unquote_plus(key))):
+            if s3.head_or_none(S3Uri(self.bucket, candidate), client=self.s3_client) is not None:
+                return candidate
+        raise UploadIgnored("the object is gone")
 
-def _read_sidecar(uri: S3Uri, client: Any) -> dict[str, Any] | None:
-    try:
-        raw = s3.read_capped(uri, MAX_SIDECAR_BYTES, client=client)
-    except ObjectNotFound:
-        return None
-    except ObjectTooLarge:
-        raise UploadRejected(f"{uri.key!r} is larger than {MAX_SIDECAR_BYTES} bytes") from None
-    try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise UploadRejected(f"{uri.key!r} is not JSON") from None
-    if not isinstance(data, dict):
-        raise UploadRejected(f"{uri.key!r} is not a JSON object")
-    return cast(dict[str, Any], data)
+    def _wait_for_sidecar(self, key: str, waiting: WaitingForSidecar) -> UploadOutcome:
+        if self.sidecar_wait_seconds <= 0:
+            return self._rejected(key, str(waiting))
+        check = SidecarCheck(
+            bucket=self.bucket,
+            video_key=waiting.video_key,
+            video_version=waiting.video_version,
+            waited_seconds=self.sidecar_wait_seconds,
+        )
+        (self.sqs_client or sqs_client()).send_message(
+            QueueUrl=self.checks_queue_url,
+            MessageBody=check.model_dump_json(),
+            DelaySeconds=self.sidecar_wait_seconds,
+        )
+        reason = (
+            f"{waiting}: waiting {self.sidecar_wait_seconds} s for {waiting.sidecar_key!r}, "
+            "then the upload is rejected"
+        )
+        return UploadOutcome("waiting", key, reason)
+
+    def _check(self, message: Mapping[str, Any]) -> UploadOutcome:
+        """Reject the video if it is still the same version and still has nothing describing it."""
+        try:
+            check = SidecarCheck.model_validate(message)
+        except ValidationError as err:
+            return self._rejected("?", f"not a sidecar check: {validation_problems(err)}")
+        key, sidecar_key = check.video_key, check.video_key + SIDECAR_SUFFIX
+        if check.bucket != self.bucket:
+            return self._rejected(key, f"a sidecar check of bucket {check.bucket!r}, not {self.bucket!r}")
+        video = s3.head_or_none(S3Uri(self.bucket, key), client=self.s3_client)
+        if video is None:
+            return UploadOutcome("ignored", key, "the video is gone")
+        if version_of(video) != check.video_version:
+            return UploadOutcome("ignored", key, "the video was uploaded again: that upload's event decides")
+        if s3.head_or_none(S3Uri(self.bucket, sidecar_key), client=self.s3_client) is not None:
+            return UploadOutcome("ignored", key, f"{sidecar_key!r} came: its own event decided")
+        return self._rejected(
+            key,
+            f"no {sidecar_key!r} within {check.waited_seconds} s of the video, and no subtitles-url / "
+            "subtitles-s3-uri metadata on it",
+        )
+
+    def _rejected(self, key: str, reason: str) -> UploadOutcome:
+        detail = UploadRejectedDetail(bucket=self.bucket, key=key, reason=reason)
+        events.put_event(
+            UPLOAD_REJECTED_EVENT,
+            detail.model_dump(mode="json"),
+            bus=self.event_bus,
+            client=self.events_client,
+        )
+        return UploadOutcome("rejected", key, reason)
+
+    def _log(self, outcome: UploadOutcome) -> None:
+        fields = {"outcome": outcome.outcome, "key": outcome.key, "reason": outcome.reason or None}
+        if outcome.job_id:
+            fields |= {"job_id": outcome.job_id, "execution_arn": outcome.execution_arn}
+        if outcome.outcome == "rejected":
+            _log.warning("upload rejected", extra=fields)
+        elif outcome.outcome == "duplicate":
+            _log.info("upload is a duplicate of an already-started version", extra=fields)
+        else:
+            _log.info(f"upload {outcome.outcome}", extra=fields)
 
 
 # --- the upload trigger's Lambda ---------------------------------------------------------------
 
 
 class UploadSettings(BaseSettings):
-    """The upload starter Lambda's configuration (``VIDP_BUCKET``, ``VIDP_STATE_MACHINE_ARN``)."""
+    """The upload starter Lambda's configuration (``VIDP_*``); Powertools reads its own
+    ``POWERTOOLS_SERVICE_NAME`` (the metrics' ``service`` dimension)."""
 
     model_config = SettingsConfigDict(env_prefix="VIDP_", extra="ignore", frozen=True)
 
     bucket: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
     state_machine_arn: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:states:")]
+    event_bus_name: Annotated[str, Field(min_length=1)]
+    sidecar_checks_queue_url: str = ""
+    sidecar_wait_seconds: Annotated[int, Field(ge=0, le=MAX_SIDECAR_WAIT_SECONDS)] = (
+        DEFAULT_SIDECAR_WAIT_SECONDS
+    )
+
+    @model_validator(mode="after")
+    def _queue_when_waiting(self) -> UploadSettings:
+        if self.sidecar_wait_seconds and not self.sidecar_checks_queue_url:
+            raise ValueError("VIDP_SIDECAR_CHECKS_QUEUE_URL is needed when VIDP_SIDECAR_WAIT_SECONDS > 0")
+        return self
 
 
 @cache
@@ -225,14 +368,32 @@ def _upload_settings() -> UploadSettings:
     return UploadSettings()  # required fields come from the environment
 
 
+def _messages(event: dict[str, Any]) -> list[dict[str, Any]]:
+    """An EventBridge S3 event, or the sidecar checks of an SQS batch."""
+    if "Records" not in event:
+        return [event]
+    return [json.loads(str(record.body)) for record in SqsModel.model_validate(event).Records]
+
+
 def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
-    """Start the job of one upload event; AWS errors propagate (async retries, then the DLQ)."""
+    """Handle an upload event or a batch of sidecar checks; AWS errors propagate (retried, then
+    the DLQ). Each outcome is counted (``UploadsStarted``, ``UploadsRejected``...)."""
     settings = _upload_settings()
+    intake = UploadIntake(
+        bucket=settings.bucket,
+        starter=Starter(settings.state_machine_arn),
+        event_bus=settings.event_bus_name,
+        checks_queue_url=settings.sidecar_checks_queue_url,
+        sidecar_wait_seconds=settings.sidecar_wait_seconds,
+    )
+    metrics = Metrics(namespace=METRIC_NAMESPACE)
     with step_log(_log, "UploadStarter"):
         try:
-            started = start_upload(event, bucket=settings.bucket, starter=Starter(settings.state_machine_arn))
-        except UploadRejected as err:
-            _log.info("upload started nothing", extra={"reason": str(err)})
-            return {"started": False, "reason": str(err)}
-        _log.info("upload started a job", extra={"job_id": started.job_id})
-        return {"started": True, "job_id": started.job_id, "execution_arn": started.execution_arn}
+            outcomes = [intake.handle(message) for message in _messages(event)]
+            for outcome in outcomes:
+                metrics.add_metric(name=metric_name(outcome.outcome), unit=MetricUnit.Count, value=1)
+        finally:
+            metrics.flush_metrics()
+    if len(outcomes) == 1:
+        return outcomes[0].answer()
+    return {"outcomes": [outcome.answer() for outcome in outcomes]}

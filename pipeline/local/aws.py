@@ -43,7 +43,7 @@ from pipeline.local.resources import (
 from pipeline.local.uploads import UploadStarter
 from pipeline.local.watcher import ExecutionWatcher
 from pipeline.models import JobRequest
-from pipeline.starter import Starter
+from pipeline.starter import DEFAULT_SIDECAR_WAIT_SECONDS, Starter
 from pipeline.steps.registry import Handler
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,8 @@ class LocalAws:
     ``handlers``: step name -> Lambda handler, default the pipeline's steps
     (``pipeline.steps.registry``, each imported at its first invocation). ``allow_loopback`` sets
     ``VIDP_UNSAFE_ALLOW_LOOPBACK=1`` for the steps and the task (127.0.0.1 callbacks and SRT
-    servers in tests and demos), off by default.
+    servers in tests and demos), off by default. ``sidecar_wait_seconds``: how long a video
+    uploaded under ``incoming/`` without its sidecar waits for it before it is rejected.
     ``export_env`` puts ``env()`` into ``os.environ`` while running: the in-process Lambda
     handlers read their configuration from there, as on AWS. ``reconcile`` runs the reconciler
     for executions that end badly (``watcher``), as the EventBridge rule does in AWS.
@@ -88,6 +89,7 @@ class LocalAws:
         allow_loopback: bool = False,
         run_ecs_tasks: bool = True,
         start_from_uploads: bool = True,
+        sidecar_wait_seconds: int = DEFAULT_SIDECAR_WAIT_SECONDS,
         export_env: bool = True,
         task_environment: Mapping[str, str] | None = None,
         max_concurrent_tasks: int | None = None,
@@ -116,7 +118,9 @@ class LocalAws:
         self.ecs_runner: EcsRunner | None = (
             EcsRunner(self, max_concurrent=max_concurrent_tasks) if run_ecs_tasks else None
         )
-        self.uploads: UploadStarter | None = UploadStarter(self) if start_from_uploads else None
+        self.uploads: UploadStarter | None = (
+            UploadStarter(self, sidecar_wait_seconds=sidecar_wait_seconds) if start_from_uploads else None
+        )
         self.watcher: ExecutionWatcher | None = ExecutionWatcher(self) if reconcile else None
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -145,6 +149,7 @@ class LocalAws:
                     queue_url=self.deployed.uploads_queue_url,
                     bucket=self.bucket,
                     state_machine_arn=self.state_machine_arn,
+                    event_bus=self.names.event_bus,
                 )
             if self.watcher is not None:
                 self.watcher.start(self.state_machine_arn)

@@ -340,7 +340,7 @@ def test_reprocess_schedule_has_its_own_dead_letter_queue(synth: Synth) -> None:
 
 def test_queues_are_encrypted_and_tls_only(synth: Synth) -> None:
     queues = synth.resources("AWS::SQS::Queue")
-    assert len(queues) == 3  # the dead letters of uploads, reprocessing and the reconciler
+    assert len(queues) == 4  # dead letters of uploads, reprocessing, the reconciler; the sidecar checks
     for queue in queues.values():
         assert queue["Properties"]["SqsManagedSseEnabled"] is True
     tls_only = set()

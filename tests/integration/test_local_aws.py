@@ -444,18 +444,22 @@ def test_an_upload_with_a_sidecar_starts_its_job_in_either_order(aws: LocalAws) 
     assert (request["resolution"], request["task_id"]) == ("480p", "t-9")
     assert request["video"] == {"s3_uri": f"s3://{aws.bucket}/incoming/b/video.mp4"}
     rejected = [reason for key, reason in aws.uploads.rejected if key.startswith("incoming/b/")]
-    assert rejected in ([], ["waiting for the video 'incoming/b/video.mp4'"])
+    assert rejected == []  # waiting for the video is no rejection: its own event starts the job
 
 
-def test_an_upload_without_a_job_description_starts_nothing(aws: LocalAws) -> None:
+def test_an_upload_without_a_job_description_starts_nothing_while_it_waits_for_one(aws: LocalAws) -> None:
+    # (Rejected once the wait is over: tests/integration/test_uploads.py.)
     assert aws.uploads is not None
     aws.client("s3").put_object(Bucket=aws.bucket, Key="incoming/c/lonely.mp4", Body=b"video")
 
     reasons = wait_for(
-        lambda: [r for k, r in aws.uploads.rejected if k == "incoming/c/lonely.mp4"], 10, "reject"
+        lambda: [o.reason for o in aws.uploads.outcomes if o.key == "incoming/c/lonely.mp4"], 10, "wait"
     )
 
-    assert "no 'incoming/c/lonely.mp4.job.json'" in reasons[0]
+    assert reasons[0].startswith("no 'incoming/c/lonely.mp4.job.json'")
+    assert reasons[0].endswith(
+        "waiting 300 s for 'incoming/c/lonely.mp4.job.json', then the upload is rejected"
+    )
     assert not [s for s in aws.uploads.started if s.key.startswith("incoming/c/")]
 
 

@@ -20,7 +20,15 @@ from pipeline.steps.registry import STEP_MODULES
 
 ROOT = Path(__file__).resolve().parents[2]
 LIGHT = {"pipeline.deployment", "pipeline.failures"}  # imported by CDK synth and every cold start
-ABOVE_ADAPTERS = ("pipeline.steps", "pipeline.local", "pipeline.task", "pipeline.starter", "pipeline.cli")
+ABOVE_ADAPTERS = (
+    "pipeline.steps",
+    "pipeline.local",
+    "pipeline.task",
+    "pipeline.starter",
+    "pipeline.uploads",
+    "pipeline.reconciler",
+    "pipeline.cli",
+)
 
 
 def module_name(path: Path) -> str:

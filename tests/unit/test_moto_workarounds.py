@@ -576,11 +576,21 @@ def test_an_execution_past_its_timeout_ends_timed_out_at_once(aws: None) -> None
     assert described["status"] == "TIMED_OUT"
 
 
-def test_moto_still_lets_a_stopped_execution_wait_for_its_task(aws: None) -> None:
+def test_moto_still_ends_a_stopped_execution_failed(aws: None) -> None:
+    sfn = client("stepfunctions")
     with workarounds.without("stopped_execution_reported_as_failed"), Worker([]) as worker:
-        described = stop_when_waiting(worker, start(waiting(worker)))
+        arn = start(waiting(worker))
+        deadline = time.monotonic() + DEADLINE
+        while not worker.tokens:
+            assert time.monotonic() < deadline, "the task never started"
+            time.sleep(0.02)
+        sfn.stop_execution(executionArn=arn, cause="stop")
+        sfn.send_task_heartbeat(taskToken=worker.tokens[0])  # wakes the wait (moto waits for it)
+        while (described := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
+            assert time.monotonic() < deadline, "still running"
+            time.sleep(0.02)
 
-    assert described["status"] == "RUNNING"  # 5 s after StopExecution: waiting for a heartbeat
+    assert described["status"] == "FAILED"  # AWS: ABORTED
 
 
 # --- EventBridge: Step Functions' status-change events (pipeline.local.watcher stands in) --------
