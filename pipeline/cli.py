@@ -383,8 +383,11 @@ def _live_or_none(remote: Endpoint, what: Callable[[Endpoint], Any]) -> Any:
     try:
         return what(remote)
     except EndpointConnectionError:
-        print(f"vidp: no local AWS answers at {remote.url}; showing the data folder only", file=sys.stderr)
         return None
+
+
+def _folder_only(endpoint_url: str) -> None:
+    print(f"vidp: no local AWS answers at {endpoint_url}; showing the data folder only", file=sys.stderr)
 
 
 def _stored(data_dir: Path) -> list[StoredExecution]:
@@ -410,8 +413,10 @@ def executions_list(
     stored = _stored(data_dir)
     live = _live_or_none(Endpoint(endpoint_url), live_executions)
     earlier = earlier_executions(stored, live or [])
-    if live is None and not earlier:
-        _fail(f"no local AWS answers at {endpoint_url} and {data_dir} holds no executions", EXIT_FAILED)
+    if live is None:
+        if not earlier:
+            _fail(f"no local AWS answers at {endpoint_url} and {data_dir} holds no executions", EXIT_FAILED)
+        _folder_only(endpoint_url)
     table = Table(title=f"executions on {endpoint_url}", title_justify="left")
     for column in ("name", "status", "started", "stopped", "run", "execution ARN"):
         table.add_column(column, overflow="fold")
@@ -436,21 +441,21 @@ def _find_execution(execution_arn: str, endpoint_url: str, data_dir: Path) -> Ob
     remote = Endpoint(endpoint_url)
     try:
         seen: Observation | None = _live_or_none(remote, lambda aws: observe(aws, execution_arn))
+        reachable = seen is not None
     except ClientError as err:
         error = err.response.get("Error", {})
         if error.get("Code") not in {"ExecutionDoesNotExist", "InvalidArn"}:
             _fail(f"{error.get('Code')}: {error.get('Message')}", EXIT_FAILED)
-        seen = None
+        seen, reachable = None, True
     if seen is not None:
         return seen
     stored = next((e for e in reversed(stored_ones) if e.arn == execution_arn), None)
     if stored is None:
         _fail(f"no execution {execution_arn} on {endpoint_url} nor in {data_dir}", EXIT_FAILED)
-    try:  # the restored table is newer than the folder's snapshot of it
-        record = record_of_execution(remote, stored.description)
-    except VidpError:
-        record = stored_record(data_dir, stored.description)
-    return observe_stored(stored, record)
+    if reachable:  # the restored table is newer than the folder's snapshot of it
+        return observe_stored(stored, record_of_execution(remote, stored.description))
+    _folder_only(endpoint_url)
+    return observe_stored(stored, stored_record(data_dir, stored.description))
 
 
 @executions_app.command("show")
