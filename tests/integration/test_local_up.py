@@ -119,6 +119,10 @@ def test_a_killed_local_up_comes_back_from_its_data_folder_and_lists_the_lost_jo
             while not _snapshot_has_it_in_flight(folder, arn):
                 assert time.monotonic() < deadline, "no snapshot shows the job in flight"
                 time.sleep(0.2)
+            seen_at = datetime.now(UTC)  # a snapshot ended after this has the bucket of that time too
+            while (_manifest_saved_at(folder) or seen_at) <= seen_at:
+                assert time.monotonic() < deadline, "the snapshot did not end"
+                time.sleep(0.2)
         finally:
             server.kill()
             server.communicate(timeout=30)
@@ -145,6 +149,11 @@ def test_a_killed_local_up_comes_back_from_its_data_folder_and_lists_the_lost_jo
         assert [step["name"] for step in view["timeline"]][:2] == ["ValidateInput", "IsDuplicate"]
         assert view["timeline"][-1]["name"] == "FetchSubtitles" and view["timeline"][-1]["ended"]
         assert view["record"]["execution_arn"] == arn
+
+
+def _manifest_saved_at(folder: Path) -> datetime | None:
+    manifest = datadir.read_manifest(folder)
+    return manifest.saved_at if manifest else None
 
 
 def _snapshot_has_it_in_flight(folder: Path, arn: str) -> bool:
