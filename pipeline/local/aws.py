@@ -136,6 +136,7 @@ class LocalAws:
             if _active is not None:
                 raise LocalAwsError("a LocalAws is already running in this process: stop it first")
             _active = self
+        self.restored = None  # until this start has restored the folder, nothing may be written over it
         try:
             if self.data_dir is not None:  # a foreign or corrupt folder is refused before anything starts
                 self._data = DataDir.open(self.data_dir, self.names)

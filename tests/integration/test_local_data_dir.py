@@ -208,6 +208,18 @@ def test_an_unusable_data_folder_is_refused_before_anything_starts_and_left_as_i
     assert _contents(folder) == before
 
 
+def test_a_restart_that_cannot_restore_leaves_the_folder_as_it_was(tmp_path: Path) -> None:
+    folder = tmp_path / "data"
+    aws = LocalAws(data_dir=folder, handlers={}, run_ecs_tasks=False)
+    with aws:
+        aws.client("s3").put_object(Bucket=aws.bucket, Key="a.txt", Body=b"kept")
+    next(path for path in (folder / "s3" / "objects").rglob("*") if path.is_file()).unlink()
+    before = _contents(folder)
+    with pytest.raises(DataDirError, match="is incomplete: the body of s3://vidp-local-media/a"):
+        aws.start()  # the same LocalAws again: its earlier start must not count as restored
+    assert _contents(folder) == before
+
+
 def test_a_folder_in_use_by_a_running_local_aws_is_refused(tmp_path: Path) -> None:
     folder = tmp_path / "data"
     running = LocalAws(data_dir=folder, handlers={}, run_ecs_tasks=False)
