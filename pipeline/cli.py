@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 from urllib.parse import urlsplit
@@ -33,6 +34,8 @@ from pipeline.models import (
 
 if TYPE_CHECKING:
     from pipeline.local.aws import LocalAws
+    from pipeline.local.clients import Endpoint
+    from pipeline.local.datadir import StoredExecution
     from pipeline.local.jobs import Observation, RunResult
 
 app = typer.Typer(
@@ -286,6 +289,8 @@ executions_app = typer.Typer(no_args_is_help=True, help="Executions of a running
 app.add_typer(local_app, name="local")
 app.add_typer(executions_app, name="executions")
 ENDPOINT_OPTION = typer.Option("--endpoint-url", help="the local AWS (vidp local up)")
+DATA_DIR_HELP = "the data folder of vidp local up, where earlier runs' executions are kept"
+DEFAULT_DATA_DIR = Path(".vidp-local")  # = datadir.DEFAULT_DATA_DIR, without importing boto3 here
 
 
 @local_app.command("up")
@@ -294,25 +299,63 @@ def local_up(
     allow_loopback: Annotated[
         bool, typer.Option(help="let jobs call back / fetch SRT from 127.0.0.1 (local testing)")
     ] = False,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="where the bucket, table and executions are kept [default: ./.vidp-local]"),
+    ] = None,
+    ephemeral: Annotated[bool, typer.Option(help="keep nothing: everything is gone at stop")] = False,
 ) -> None:
-    """Keep the local AWS running for boto3 and the AWS CLI (--endpoint-url); Ctrl-C stops it."""
-    from pipeline.local.aws import LocalAws
+    """Keep the local AWS running for boto3 and the AWS CLI (--endpoint-url); Ctrl-C stops it.
 
-    with LocalAws(port=port, allow_loopback=allow_loopback) as aws:
-        names = aws.names
-        print(f"local AWS on {aws.endpoint_url} (region us-east-1, any credentials)")
-        print(f"  state machine  {aws.state_machine_arn}")
-        print(f"  bucket         {names.bucket}   (uploads under incoming/ start jobs)")
-        print(f"  table          {names.table}")
-        print(f"  ECS cluster    {names.cluster}   task definition {names.task_family}")
-        print(f"  event bus      {names.event_bus}")
-        print(f"  callback signing secret: VIDP_WEBHOOK_SECRET={aws.webhook_secret}")
-        print(_example(aws.endpoint_url, aws.state_machine_arn, names.bucket), flush=True)
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        with contextlib.suppress(KeyboardInterrupt):
-            stop.wait()
-        print("stopping", file=sys.stderr)
+    The bucket, the table and the executions are kept in the data folder and restored at the next start.
+    """
+    from pipeline.local.aws import LocalAws, LocalAwsError
+    from pipeline.local.datadir import DataDirError
+
+    if ephemeral and data_dir is not None:
+        _fail("--ephemeral keeps no data folder: give --data-dir or --ephemeral, not both", EXIT_INVALID)
+    folder = None if ephemeral else (data_dir or DEFAULT_DATA_DIR)
+    try:
+        with LocalAws(port=port, allow_loopback=allow_loopback, data_dir=folder) as aws:
+            _serve(aws)
+    except DataDirError as err:
+        _fail(str(err), EXIT_INVALID)
+    except LocalAwsError as err:
+        _fail(str(err), EXIT_FAILED)
+
+
+def _data_dir_line(aws: LocalAws) -> str:
+    restored = aws.restored
+    if aws.data_dir is None or restored is None:
+        return "  data folder    none (--ephemeral: nothing is kept after this run)"
+    line = f"  data folder    {aws.data_dir}"
+    if restored.objects or restored.items or restored.earlier_executions:
+        line += (
+            f"\n                 restored {restored.objects} objects and {restored.items} records; "
+            f"{restored.earlier_executions} executions of earlier runs (vidp executions list)"
+        )
+    if restored.lost:
+        line += f"\n                 {len(restored.lost)} executions were in flight at the last stop: ABORTED"
+    return line
+
+
+def _serve(aws: LocalAws) -> None:
+    """Print where everything is, then wait for Ctrl-C or SIGTERM."""
+    names = aws.names
+    print(f"local AWS on {aws.endpoint_url} (region us-east-1, any credentials)")
+    print(_data_dir_line(aws))
+    print(f"  state machine  {aws.state_machine_arn}")
+    print(f"  bucket         {names.bucket}   (uploads under incoming/ start jobs)")
+    print(f"  table          {names.table}")
+    print(f"  ECS cluster    {names.cluster}   task definition {names.task_family}")
+    print(f"  event bus      {names.event_bus}")
+    print(f"  callback signing secret: VIDP_WEBHOOK_SECRET={aws.webhook_secret}")
+    print(_example(aws.endpoint_url, aws.state_machine_arn, names.bucket), flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with contextlib.suppress(KeyboardInterrupt):
+        stop.wait()
+    print("stopping", file=sys.stderr)
 
 
 def _example(endpoint: str, machine: str, bucket: str) -> str:
@@ -329,44 +372,113 @@ example (AWS CLI; any credentials, e.g. AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCES
   vidp executions list --endpoint-url {endpoint}"""
 
 
-@executions_app.command("list")
-def executions_list(endpoint_url: Annotated[str, ENDPOINT_OPTION] = "http://127.0.0.1:4566") -> None:
-    """Executions of the pipeline, newest first."""
-    from pipeline.local.clients import Endpoint
+def _when(moment: datetime | None) -> str:
+    return f"{moment.astimezone():%Y-%m-%d %H:%M:%S}" if moment else ""
 
-    remote = Endpoint(endpoint_url)
-    listed = remote.client("stepfunctions").list_executions(stateMachineArn=remote.names.state_machine_arn)
+
+def _live_or_none(remote: Endpoint, what: Callable[[Endpoint], Any]) -> Any:
+    """``what(remote)``, or None when no local AWS answers there (the data folder may still tell)."""
+    from botocore.exceptions import EndpointConnectionError
+
+    try:
+        return what(remote)
+    except EndpointConnectionError:
+        return None
+
+
+def _folder_only(endpoint_url: str) -> None:
+    print(f"vidp: no local AWS answers at {endpoint_url}; showing the data folder only", file=sys.stderr)
+
+
+def _stored(data_dir: Path) -> list[StoredExecution]:
+    """The executions kept in the data folder, oldest first; one line and exit if it is unreadable."""
+    from pipeline.local.datadir import DataDirError, read_manifest, stored_executions
+
+    try:
+        read_manifest(data_dir)
+        return stored_executions(data_dir)
+    except DataDirError as err:
+        _fail(str(err), EXIT_INVALID)
+
+
+@executions_app.command("list")
+def executions_list(
+    endpoint_url: Annotated[str, ENDPOINT_OPTION] = "http://127.0.0.1:4566",
+    data_dir: Annotated[Path, typer.Option(help=DATA_DIR_HELP)] = DEFAULT_DATA_DIR,
+) -> None:
+    """Executions of the pipeline, newest first: the running local AWS's, then earlier runs' (data folder)."""
+    from pipeline.local.clients import Endpoint
+    from pipeline.local.jobs import earlier_executions, live_executions
+
+    stored = _stored(data_dir)
+    live = _live_or_none(Endpoint(endpoint_url), live_executions)
+    earlier = earlier_executions(stored, live or [])
+    if live is None:
+        if not earlier:
+            _fail(f"no local AWS answers at {endpoint_url} and {data_dir} holds no executions", EXIT_FAILED)
+        _folder_only(endpoint_url)
     table = Table(title=f"executions on {endpoint_url}", title_justify="left")
-    for column in ("name", "status", "started", "stopped", "execution ARN"):
+    for column in ("name", "status", "started", "stopped", "run", "execution ARN"):
         table.add_column(column, overflow="fold")
-    for item in listed["executions"]:
-        stopped = item.get("stopDate")
-        table.add_row(item["name"], item["status"], f"{item['startDate']:%H:%M:%S}",
-                      f"{stopped:%H:%M:%S}" if stopped else "", item["executionArn"])  # fmt: skip
+    for item in live or []:
+        table.add_row(item["name"], item["status"], _when(item["startDate"]), _when(item.get("stopDate")),
+                      "this run", item["executionArn"])  # fmt: skip
+    for one in earlier:
+        described = one.description
+        table.add_row(described["name"], one.status, _when(described.get("startDate")),
+                      _when(described.get("stopDate")), f"earlier ({one.run})", one.arn)  # fmt: skip
     Console().print(table)
+
+
+def _find_execution(execution_arn: str, endpoint_url: str, data_dir: Path) -> Observation:
+    """The execution on the running local AWS, else the newest one with that ARN in the data folder."""
+    from botocore.exceptions import ClientError
+
+    from pipeline.local.clients import Endpoint
+    from pipeline.local.jobs import observe, observe_stored, record_of_execution, stored_record
+
+    stored_ones = _stored(data_dir)
+    remote = Endpoint(endpoint_url)
+    try:
+        seen: Observation | None = _live_or_none(remote, lambda aws: observe(aws, execution_arn))
+        reachable = seen is not None
+    except ClientError as err:
+        error = err.response.get("Error", {})
+        if error.get("Code") not in {"ExecutionDoesNotExist", "InvalidArn"}:
+            _fail(f"{error.get('Code')}: {error.get('Message')}", EXIT_FAILED)
+        seen, reachable = None, True
+    if seen is not None:
+        return seen
+    stored = next((e for e in reversed(stored_ones) if e.arn == execution_arn), None)
+    if stored is None:
+        _fail(f"no execution {execution_arn} on {endpoint_url} nor in {data_dir}", EXIT_FAILED)
+    if reachable:  # the restored table is newer than the folder's snapshot of it
+        return observe_stored(stored, record_of_execution(remote, stored.description))
+    _folder_only(endpoint_url)
+    return observe_stored(stored, stored_record(data_dir, stored.description))
 
 
 @executions_app.command("show")
 def executions_show(
     execution_arn: Annotated[str, typer.Argument(metavar="ARN")],
     endpoint_url: Annotated[str, ENDPOINT_OPTION] = "http://127.0.0.1:4566",
+    data_dir: Annotated[Path, typer.Option(help=DATA_DIR_HELP)] = DEFAULT_DATA_DIR,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """The timeline of one execution (each state, its duration, retries and errors) and its job record."""
-    from pipeline.local.clients import Endpoint
-    from pipeline.local.jobs import observe
-
-    seen = observe(Endpoint(endpoint_url), execution_arn)
+    seen = _find_execution(execution_arn, endpoint_url, data_dir)
     if as_json:
         shown = {
             "status": seen.status,
+            "earlier_run": seen.earlier_run,
             "timeline": [step.model_dump(mode="json") for step in seen.timeline],
             "record": seen.record.model_dump(mode="json") if seen.record else None,
         }
         print(json.dumps(shown, indent=2))
         return
     out = Console()
-    out.print(f"{execution_arn}: {seen.status}", highlight=False)
+    where = f" (from an earlier run of the local AWS, {seen.earlier_run})" if seen.earlier_run else ""
+    out.print(f"{execution_arn}: {seen.status}{where}", highlight=False)
     out.print(_timeline_table(seen))
     if seen.record is not None:
         out.print(_record_table(seen.record))

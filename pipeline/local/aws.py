@@ -23,6 +23,7 @@ import time
 import urllib.request
 from collections.abc import Mapping
 from functools import _lru_cache_wrapper
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
@@ -31,6 +32,7 @@ from moto.server import ThreadedMotoServer
 
 from pipeline.local import lambdas, workarounds
 from pipeline.local.clients import FAKE_ACCESS_KEY, FAKE_SECRET_KEY, make_client
+from pipeline.local.datadir import SNAPSHOT_SECONDS, DataDir, PeriodicSnapshots, Restored, take_snapshot
 from pipeline.local.ecs_runner import EcsRunner
 from pipeline.local.resources import (
     ACCOUNT,
@@ -79,6 +81,9 @@ class LocalAws:
     ``export_env`` puts ``env()`` into ``os.environ`` while running: the in-process Lambda
     handlers read their configuration from there, as on AWS. ``reconcile`` runs the reconciler
     for executions that end badly (``watcher``), as the EventBridge rule does in AWS.
+    ``data_dir`` keeps the bucket, the table and the executions in that folder (``datadir``):
+    restored at start, written every ``snapshot_seconds`` and at stop. None (the default) keeps
+    nothing, as tests and ``make demo`` want.
     """
 
     def __init__(
@@ -96,8 +101,15 @@ class LocalAws:
         names: LocalNames | None = None,
         quiet: bool = True,
         reconcile: bool = True,
+        data_dir: Path | str | None = None,
+        snapshot_seconds: float = SNAPSHOT_SECONDS,
     ) -> None:
         self.names = names or LocalNames()
+        self.data_dir = None if data_dir is None else Path(data_dir).expanduser().resolve()
+        self.restored: Restored | None = None
+        self._snapshot_seconds = snapshot_seconds
+        self._data: DataDir | None = None
+        self._snapshots: PeriodicSnapshots | None = None
         self.webhook_secret = webhook_secret()
         self.allow_loopback = allow_loopback
         self._port = port
@@ -132,12 +144,17 @@ class LocalAws:
             if _active is not None:
                 raise LocalAwsError("a LocalAws is already running in this process: stop it first")
             _active = self
+        self.restored = None  # until this start has restored the folder, nothing may be written over it
         try:
+            if self.data_dir is not None:  # a foreign or corrupt folder is refused before anything starts
+                self._data = DataDir.open(self.data_dir, self.names)
             self._start_server()
             self._configure_moto()
             self._saved_env.setdefault("MOTO_PORT", os.environ.get("MOTO_PORT"))
             workarounds.apply_all(port=self.port, lambda_lookup=self._lookup)
             self._deployed = create_all(self.client, self.names, self._task_environment)
+            if self._data is not None:
+                self.restored = self._data.restore(self)
             if self._export_env:
                 self._set_environment(self.env())
                 if not self.allow_loopback:  # the test/demo switch is off unless asked for
@@ -153,10 +170,32 @@ class LocalAws:
                 )
             if self.watcher is not None:
                 self.watcher.start(self.state_machine_arn)
+            if self._data is not None and self.restored is not None:
+                self._snapshots = PeriodicSnapshots(self._data, self, self._snapshot_seconds)
+                self._snapshots.start()
+                if self.restored.lost:
+                    self._reconcile_lost(self.restored.lost)
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _reconcile_lost(self, lost: list[dict[str, Any]]) -> None:
+        """Executions that ended with the previous run of this data folder, called once at start.
+
+        ``lost`` holds DescribeExecution dicts (dates as datetimes): those RUNNING in the last
+        snapshot, set to ``"status": "ABORTED"`` with the snapshot's time as ``stopDate``, and those
+        of jobs whose record was still ``processing`` (a clean stop aborted them). Their jobs must
+        be marked failed ``ABORTED`` and their failure callbacks sent, as for any aborted execution:
+        the reconciler does it (a job already recorded is left as it is).
+        """
+        for described in lost:
+            log.warning(
+                "execution %s was %s when the local AWS stopped: reconciling its job",
+                described["executionArn"], described["status"],
+            )  # fmt: skip
+            if self.watcher is not None:
+                self.watcher.reconcile(described)
 
     def stop(self) -> None:
         """Stop the runners, every running execution and the server; restore the environment."""
@@ -165,10 +204,20 @@ class LocalAws:
             self.uploads.stop()
         if self.ecs_runner is not None:
             self.ecs_runner.stop()
+        if self._snapshots is not None:
+            self._snapshots.stop()
+            self._snapshots = None
         if self._server is not None and self._deployed is not None:
             self._stop_running_executions()
             if self.watcher is not None:
                 self.watcher.stop()  # the executions just stopped are reconciled (ABORTED)
+        if self._data is not None:
+            # Only over a restored folder (a failed start must not overwrite it with nothing), and
+            # after StopExecution: those executions are kept ABORTED, their jobs reconciled next start.
+            if self.restored is not None and self._server is not None:
+                take_snapshot(self._data, self)
+            self._data.close()
+            self._data = None
         workarounds.stop_routing_lambda_invoke()
         if self._server is not None:
             self._server.stop()

@@ -2,7 +2,8 @@
 
 ``vidp run`` and ``vidp executions`` are thin shells over these functions; they need only a
 ``Deployment`` (boto3 clients and the resource names), so they work on ``LocalAws`` in this
-process and on a ``vidp local up`` server in another one (``clients.Endpoint``).
+process and on a ``vidp local up`` server in another one (``clients.Endpoint``). Executions of
+earlier runs of a ``vidp local up`` are read from its data folder (``datadir``).
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.adapters import jobs_table
-from pipeline.deployment import UPLOADS_PREFIX
+from pipeline.deployment import TABLE_KEY, UPLOADS_PREFIX
+from pipeline.local import datadir
 from pipeline.local.clients import Deployment
+from pipeline.local.datadir import StoredExecution
 from pipeline.models import JobRecord, JobRequest, video_id_for
 from pipeline.starter import Starter
 from pipeline.timeline import StateRun, build_timeline
@@ -34,6 +37,7 @@ class Observation:
     record: JobRecord | None
     error: str | None = None
     cause: str | None = None
+    earlier_run: str | None = None  # the run of the data folder it is from, if not the running one
 
     @property
     def current_state(self) -> str | None:
@@ -87,6 +91,50 @@ def observe(aws: Deployment, execution_arn: str) -> Observation:
     )
 
 
+def live_executions(aws: Deployment) -> list[dict[str, Any]]:
+    """ListExecutions of the pipeline, every page, newest first."""
+    sfn = aws.client("stepfunctions")
+    found: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"stateMachineArn": aws.names.state_machine_arn, "maxResults": 1000}
+    while True:
+        page = sfn.list_executions(**kwargs)
+        found.extend(page["executions"])
+        if not page.get("nextToken"):
+            return found
+        kwargs["nextToken"] = page["nextToken"]
+
+
+def earlier_executions(stored: list[StoredExecution], live: list[dict[str, Any]]) -> list[StoredExecution]:
+    """The ``stored`` executions (``datadir.stored_executions``) not among ``live``: earlier runs',
+    newest first. One is the same as a live one when its ARN and start date are (names repeat
+    across runs)."""
+    running = {(item["executionArn"], item["startDate"]) for item in live}
+    return [e for e in reversed(stored) if (e.arn, e.description.get("startDate")) not in running]
+
+
+def observe_stored(stored: StoredExecution, record: JobRecord | None) -> Observation:
+    """What :func:`observe` shows, for an execution kept in the data folder."""
+    described = stored.description
+    return Observation(
+        execution_arn=stored.arn,
+        status=stored.status,
+        timeline=build_timeline(stored.history),
+        record=record,
+        error=described.get("error"),
+        cause=described.get("cause"),
+        earlier_run=stored.run,
+    )
+
+
+def stored_record(data_dir: Path, described: dict[str, Any]) -> JobRecord | None:
+    """The job record of an execution as the data folder's last snapshot of the table holds it."""
+    video_id = _video_id_of(described)
+    for item in datadir.stored_items(data_dir) if video_id else ():
+        if item.get(TABLE_KEY, {}).get("S") == video_id:
+            return JobRecord.model_validate(jobs_table.from_item(item))
+    return None
+
+
 def follow(
     aws: Deployment,
     execution_arn: str,
@@ -108,11 +156,16 @@ def follow(
 
 def record_of_execution(aws: Deployment, described: dict[str, Any]) -> JobRecord | None:
     """The job record an execution wrote: looked up by its execution input's job id."""
+    video_id = _video_id_of(described)
+    return read_record(aws, video_id) if video_id else None
+
+
+def _video_id_of(described: dict[str, Any]) -> str | None:
     try:
-        request = JobRequest.model_validate_json(described["input"])
+        request = JobRequest.model_validate_json(described.get("input") or "")
     except ValueError:
         return None
-    return read_record(aws, video_id_for(request.resolved_job_id()))
+    return video_id_for(request.resolved_job_id())
 
 
 def read_record(aws: Deployment, video_id: str) -> JobRecord | None:

@@ -190,10 +190,14 @@ def _queue(sqs: Any, name: str) -> tuple[str, str]:
     return url, arn
 
 
+BUCKET_NOTIFICATIONS: dict[str, Any] = {"EventBridgeConfiguration": {}}
+"""Every event of the bucket goes to EventBridge (moto's GetBucketNotificationConfiguration omits it)."""
+
+
 def create_bucket(s3: Any, names: Names) -> None:
     s3.create_bucket(Bucket=names.bucket)
     s3.put_bucket_notification_configuration(
-        Bucket=names.bucket, NotificationConfiguration={"EventBridgeConfiguration": {}}
+        Bucket=names.bucket, NotificationConfiguration=BUCKET_NOTIFICATIONS
     )
 
 
