@@ -11,8 +11,9 @@ end leaves nothing running), and a task dies with the local AWS that started it.
 The local ECS API is unauthenticated, so it must not become a way to run commands: a task runs
 only when its definition's command is exactly one of ``ENTRYPOINTS`` (the pipeline's task, and
 the token task tests use), run with this interpreter (the image's ``python``). A task with a
-command override, or an environment override other than ``VIDP_*`` (``LD_PRELOAD``, ``PATH``
-... would run other code), is stopped unrun with a ``CannotStartContainerError`` reason.
+command override, or an environment override other than the job's ``VIDP_*`` settings
+(``LD_PRELOAD``, ``PYTHONPATH``, ``VIDP_FFMPEG`` ... would run other code), is stopped unrun
+with a ``CannotStartContainerError`` reason.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from typing import IO, Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from pipeline.config import EngineSettings
 from pipeline.deployment import CONTAINER_NAME, TASK_COMMAND
 from pipeline.local.clients import Clients
 from pipeline.processes import die_with_parent, processes
@@ -51,6 +53,8 @@ ENTRYPOINTS: frozenset[tuple[str, ...]] = frozenset(
 """The container commands the local AWS runs: the pipeline's task, and the token task (a stand-in
 that only talks to Step Functions) for tests."""
 _OVERRIDABLE_ENVIRONMENT = "VIDP_"
+_DEPLOYMENT_ONLY = frozenset(f"VIDP_{name.upper()}" for name in EngineSettings.model_fields)
+"""The engine's programs (``VIDP_FFMPEG`` ...) and limits: the task definition's, never a RunTask's."""
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 _OUTPUT_LIMIT = 256 * 1024
 _DEFAULT_STOP_TIMEOUT = 30.0
@@ -109,17 +113,18 @@ def container_argv(
 def merged_environment(task: dict[str, Any], definition: dict[str, Any], container: str) -> dict[str, str]:
     """Task definition environment, then the container overrides: what the container sees.
 
-    Raises TaskRefused for an override of anything but ``VIDP_*`` (the job's settings).
+    Raises TaskRefused for an override of anything but the job's ``VIDP_*`` settings.
     """
     env: dict[str, str] = {}
     for item in _container(definition["containerDefinitions"], container).get("environment", []):
         env[item["name"]] = item["value"]
     for override in _overrides(task, container):
         for item in override.get("environment", []):
-            if not item["name"].startswith(_OVERRIDABLE_ENVIRONMENT):
+            name = item["name"]
+            if not name.startswith(_OVERRIDABLE_ENVIRONMENT) or name.upper() in _DEPLOYMENT_ONLY:
                 raise TaskRefused(
-                    f"environment override {item['name'][:100]!r} is not run by the local AWS"
-                    f" (only {_OVERRIDABLE_ENVIRONMENT}* variables)"
+                    f"environment override {name[:100]!r} is not run by the local AWS"
+                    f" (only the job's {_OVERRIDABLE_ENVIRONMENT}* settings)"
                 )
             env[item["name"]] = item["value"]
     return env

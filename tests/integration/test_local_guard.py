@@ -210,17 +210,24 @@ def test_a_definition_registered_through_the_api_with_another_module_is_not_run(
     assert not out.exists()
 
 
-def test_an_environment_override_that_would_load_other_code_is_not_run(aws: LocalAws, tmp_path: Path) -> None:
-    (tmp_path / "sitecustomize.py").write_text(f"open({str(tmp_path / 'ran')!r}, 'w').close()\n")
-    override = {"environment": [{"name": "PYTHONPATH", "value": str(tmp_path)}]}
+@pytest.mark.parametrize("name", ["PYTHONPATH", "VIDP_FFPROBE", "VIDP_ffmpeg"])
+def test_an_environment_override_that_would_run_other_code_is_not_run(
+    aws: LocalAws, tmp_path: Path, name: str
+) -> None:
+    marker = tmp_path / "ran"
+    (tmp_path / "sitecustomize.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    program = tmp_path / "program"
+    program.write_text(f"#!/bin/sh\ntouch {marker}\n")
+    program.chmod(0o755)
+    value = str(tmp_path if name == "PYTHONPATH" else program)
 
-    ran = run_task(aws, aws.deployed.task_definition_arn, override)
+    ran = run_task(aws, aws.deployed.task_definition_arn, {"environment": [{"name": name, "value": value}]})
 
     assert stopped_reason(aws, ran) == (
-        "CannotStartContainerError: environment override 'PYTHONPATH' is not run by the local AWS"
-        " (only VIDP_* variables)"
+        f"CannotStartContainerError: environment override {name!r} is not run by the local AWS"
+        " (only the job's VIDP_* settings)"
     )
-    assert not (tmp_path / "ran").exists()
+    assert not marker.exists()
 
 
 def test_the_pipeline_task_still_runs_with_its_vidp_overrides(aws: LocalAws) -> None:
