@@ -34,6 +34,7 @@ from pipeline.local import lambdas, workarounds
 from pipeline.local.clients import FAKE_ACCESS_KEY, FAKE_SECRET_KEY, make_client
 from pipeline.local.datadir import SNAPSHOT_SECONDS, DataDir, PeriodicSnapshots, Restored, take_snapshot
 from pipeline.local.ecs_runner import EcsRunner
+from pipeline.local.guard import refuse_browsers
 from pipeline.local.resources import (
     ACCOUNT,
     REGION,
@@ -255,6 +256,7 @@ class LocalAws:
         starter.join(START_TIMEOUT_SECONDS)
         if starter.is_alive():
             raise LocalAwsError(f"moto server did not start in {START_TIMEOUT_SECONDS:g} s")
+        refuse_browsers(server)  # no web page may drive the local AWS (installed before moto's reset)
         self._server = server
         self._port = server.get_host_and_port()[1]
 

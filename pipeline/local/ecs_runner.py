@@ -5,10 +5,15 @@ runner polls RunTask's results through the public ECS API, runs each task's cont
 with the environment Fargate would give it (task definition + container overrides, plus
 credentials and endpoint of the local AWS), then StopTask with the exit code in the reason.
 A task stopped through the API gets SIGTERM, then SIGKILL after the container's stopTimeout,
-as on Fargate.
+as on Fargate. When a task's process ends, its whole process group is killed (a container's
+end leaves nothing running), and a task dies with the local AWS that started it.
 
-Only ``python -m pipeline.<module>`` commands run, with this interpreter (the image's
-``python``): the ECS API of the local server must not become a way to run any command.
+The local ECS API is unauthenticated, so it must not become a way to run commands: a task runs
+only when its definition's command is exactly one of ``ENTRYPOINTS`` (the pipeline's task, and
+the token task tests use), run with this interpreter (the image's ``python``). A task with a
+command override, or an environment override other than the job's ``VIDP_*`` settings
+(``LD_PRELOAD``, ``PYTHONPATH``, ``VIDP_FFMPEG`` ... would run other code), is stopped unrun
+with a ``CannotStartContainerError`` reason.
 """
 
 from __future__ import annotations
@@ -16,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -26,29 +30,41 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeline.deployment import CONTAINER_NAME
+from pipeline.config import EngineSettings
+from pipeline.deployment import CONTAINER_NAME, TASK_COMMAND
 from pipeline.local.clients import Clients
+from pipeline.processes import die_with_parent, processes
+from pipeline.task import scratch
 
 log = logging.getLogger(__name__)
 
-Failure = Literal["exit", "kill", "kill-ffmpeg", "hang"]
-"""An injected failure: exit 1 without running or reporting; SIGKILL soon after start; SIGKILL
-only the task's ffmpeg mid-encode (as the kernel's OOM killer would: the task reports it); never end."""
+Failure = Literal["exit", "kill", "kill-mid-encode", "kill-ffmpeg", "hang"]
+"""An injected failure: exit 1 without running or reporting; SIGKILL the task soon after start;
+SIGKILL the task (alone, as the kernel's OOM killer would) mid-encode; SIGKILL only the task's
+ffmpeg mid-encode (the task reports it); never end."""
 
-_MODULE = re.compile(r"^pipeline(\.[A-Za-z_][A-Za-z0-9_]*)+$")
+ENTRYPOINTS: frozenset[tuple[str, ...]] = frozenset(
+    {TASK_COMMAND, ("python", "-m", "pipeline.local.token_task")}
+)
+"""The container commands the local AWS runs: the pipeline's task, and the token task (a stand-in
+that only talks to Step Functions) for tests."""
+_OVERRIDABLE_ENVIRONMENT = "VIDP_"
+_DEPLOYMENT_ONLY = frozenset(f"VIDP_{name.upper()}" for name in EngineSettings.model_fields)
+"""The engine's programs (``VIDP_FFMPEG`` ...) and limits: the task definition's, never a RunTask's."""
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 _OUTPUT_LIMIT = 256 * 1024
 _DEFAULT_STOP_TIMEOUT = 30.0
+_OUTPUT_GRACE_SECONDS = 5.0
 _CRASH = (sys.executable, "-c", "raise SystemExit(1)")
 _HANG = (sys.executable, "-c", "import time\nwhile True: time.sleep(1)")
 
 
-class CommandRefused(ValueError):
-    """The task's command is not ``python -m pipeline.<module>``."""
+class TaskRefused(ValueError):
+    """The task would run something else than its definition's own entrypoint."""
 
 
 @dataclass
@@ -65,6 +81,7 @@ class TaskRun:
     started_at: float = field(default_factory=time.monotonic)
     ended_at: float | None = None
     environment_names: tuple[str, ...] = ()
+    pid: int | None = None  # of the task's process, once started
     stopped: bool = False  # StopTask has reached ECS: DescribeTasks shows the reason
 
     @property
@@ -72,41 +89,57 @@ class TaskRun:
         return None if self.ended_at is None else self.ended_at - self.started_at
 
 
-def container_argv(command: list[str]) -> tuple[str, ...]:
-    """The image's ``python -m pipeline.X ...`` as a local argv with this interpreter."""
-    if len(command) < 3 or Path(command[0]).name not in {"python", "python3"} or command[1] != "-m":
-        raise CommandRefused(f"the local runner runs only 'python -m pipeline.<module>', not {command[:3]}")
-    if not _MODULE.fullmatch(command[2]):
-        raise CommandRefused(f"the local runner runs only pipeline modules, not {command[2]!r}")
+def container_argv(
+    task: dict[str, Any],
+    definition: dict[str, Any],
+    container: str,
+    entrypoints: frozenset[tuple[str, ...]] = ENTRYPOINTS,
+) -> tuple[str, ...]:
+    """The definition's own ``python -m ...`` as a local argv with this interpreter.
+
+    Raises TaskRefused unless it is one of ``entrypoints`` exactly and the task overrides no command.
+    """
+    for override in _overrides(task, container):
+        if override.get("command"):
+            raise TaskRefused("command overrides are not run by the local AWS")
+    spec = _container(definition["containerDefinitions"], container)
+    command = (*spec.get("entryPoint", []), *spec.get("command", []))
+    if command not in entrypoints:
+        known = " or ".join(sorted(" ".join(entrypoint) for entrypoint in entrypoints))
+        raise TaskRefused(f"the local AWS runs only {known}, not {' '.join(command)[:200]!r}")
     return (sys.executable, *command[1:])
 
 
 def merged_environment(task: dict[str, Any], definition: dict[str, Any], container: str) -> dict[str, str]:
-    """Task definition environment, then the container overrides: what the container sees."""
+    """Task definition environment, then the container overrides: what the container sees.
+
+    Raises TaskRefused for an override of anything but the job's ``VIDP_*`` settings.
+    """
     env: dict[str, str] = {}
     for item in _container(definition["containerDefinitions"], container).get("environment", []):
         env[item["name"]] = item["value"]
-    for override in task.get("overrides", {}).get("containerOverrides", []):
-        if override.get("name") == container:
-            for item in override.get("environment", []):
-                env[item["name"]] = item["value"]
+    for override in _overrides(task, container):
+        for item in override.get("environment", []):
+            name = item["name"]
+            if not name.startswith(_OVERRIDABLE_ENVIRONMENT) or name.upper() in _DEPLOYMENT_ONLY:
+                raise TaskRefused(
+                    f"environment override {name[:100]!r} is not run by the local AWS"
+                    f" (only the job's {_OVERRIDABLE_ENVIRONMENT}* settings)"
+                )
+            env[item["name"]] = item["value"]
     return env
+
+
+def _overrides(task: dict[str, Any], container: str) -> list[dict[str, Any]]:
+    found = task.get("overrides", {}).get("containerOverrides", [])
+    return [override for override in found if override.get("name") == container]
 
 
 def _container(definitions: list[dict[str, Any]], name: str) -> dict[str, Any]:
     for definition in definitions:
         if definition["name"] == name:
             return definition
-    raise CommandRefused(f"the task definition has no container {name!r}")
-
-
-def _command(task: dict[str, Any], definition: dict[str, Any], container: str) -> list[str]:
-    spec = _container(definition["containerDefinitions"], container)
-    command = list(spec.get("command", []))
-    for override in task.get("overrides", {}).get("containerOverrides", []):
-        if override.get("name") == container and override.get("command"):
-            command = list(override["command"])
-    return [*spec.get("entryPoint", []), *command]
+    raise TaskRefused(f"the task definition has no container {name!r}")
 
 
 def stopped_reason(returncode: int) -> str:
@@ -120,9 +153,15 @@ class EcsRunner:
     """The background thread running our cluster's RUNNING tasks as local subprocesses."""
 
     def __init__(
-        self, clients: Clients, *, poll_seconds: float = 0.05, max_concurrent: int | None = None
+        self,
+        clients: Clients,
+        *,
+        poll_seconds: float = 0.05,
+        max_concurrent: int | None = None,
+        entrypoints: frozenset[tuple[str, ...]] = ENTRYPOINTS,
     ) -> None:
         self._clients = clients
+        self._entrypoints = entrypoints
         self._cluster_arn = ""
         self._environment: dict[str, str] = {}
         self._poll_seconds = poll_seconds
@@ -144,6 +183,9 @@ class EcsRunner:
         """Run the tasks of ``cluster_arn``; ``environment`` reaches every container (the local
         AWS's endpoint and credentials), under the task definition's and overrides' values."""
         self._cluster_arn, self._environment = cluster_arn, dict(environment)
+        # Tasks killed with an earlier local AWS (or with it) could not remove their scratch.
+        if stale := scratch.remove_stale(None):
+            log.info("local ECS runner: removed %d stale scratch folder(s)", len(stale))
         self._stopping.clear()
         self._thread = threading.Thread(target=self._poll_loop, name="local-ecs-runner", daemon=True)
         self._thread.start()
@@ -164,12 +206,13 @@ class EcsRunner:
             worker.join(max(0.0, deadline - time.monotonic()))
         for process in processes:
             if process.poll() is None:
-                process.kill()
+                _kill_group(process)
 
     def fail_next(self, count: int = 1, how: Failure = "exit", *, after_seconds: float = 0.1) -> None:
         """Make the next ``count`` tasks fail: ``exit`` 1 without running or reporting, ``kill``
-        the real command with SIGKILL ``after_seconds`` after its start (mid-encode, if you wait
-        long enough), or ``hang``: never report, never end (only the heartbeat notices)."""
+        the real command with SIGKILL ``after_seconds`` after its start, ``kill-mid-encode``: the
+        same ``after_seconds`` after its ffmpeg started, ``kill-ffmpeg``: SIGKILL its ffmpeg alone
+        then, or ``hang``: never report, never end (only the heartbeat notices)."""
         with self._lock:
             self._failures.extend([(how, after_seconds)] * count)
 
@@ -223,7 +266,7 @@ class EcsRunner:
                 self._terminating[arn] = now + _DEFAULT_STOP_TIMEOUT
                 _terminate(process)
             elif now > self._terminating[arn]:
-                process.kill()
+                _kill_group(process)
 
     def _definition(self, arn: str) -> dict[str, Any]:
         if arn not in self._definitions:
@@ -238,9 +281,9 @@ class EcsRunner:
             injected, kill_after = self._failures.popleft() if self._failures else (None, 0.0)
         try:
             definition = self._definition(task["taskDefinitionArn"])
-            argv = container_argv(_command(task, definition, container))
+            argv = container_argv(task, definition, container, self._entrypoints)
             env = merged_environment(task, definition, container)
-        except (CommandRefused, KeyError, ClientError) as err:
+        except (TaskRefused, KeyError, ClientError) as err:
             reason = f"CannotStartContainerError: {err}"
             refused = TaskRun(arn, (), stopped_reason=reason, ended_at=time.monotonic())
             with self._lock:
@@ -285,23 +328,24 @@ class EcsRunner:
                     stderr=subprocess.PIPE,
                     text=True,
                     errors="replace",
-                    start_new_session=True,  # a Ctrl-C in the terminal reaches us, not the task
+                    # Its own group (a Ctrl-C in the terminal reaches us, not the task), killed
+                    # whole at its end; and it dies with us, even SIGKILLed (this thread waits).
+                    start_new_session=True,
+                    preexec_fn=die_with_parent(),
                 )
-            except OSError as err:
+            except (OSError, subprocess.SubprocessError) as err:
                 run.stderr, run.returncode, run.ended_at = str(err), 127, time.monotonic()
                 self._finish(run)
                 return
+            run.pid = process.pid
             with self._lock:
                 self._processes[run.task_arn] = process
-            if run.injected == "kill":
-                try:
-                    process.wait(kill_after)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-            elif run.injected == "kill-ffmpeg":
-                _kill_child(process, "ffmpeg", after_seconds=kill_after)
-            stdout, stderr = process.communicate()
-            run.stdout, run.stderr = stdout[-_OUTPUT_LIMIT:], stderr[-_OUTPUT_LIMIT:]
+            assert process.stdout is not None and process.stderr is not None  # noqa: S101 - PIPE
+            stdout, stderr = _Tail(process.stdout), _Tail(process.stderr)
+            _inject(run, process, kill_after)
+            process.wait()
+            _kill_group(process)  # the container has ended: nothing it started outlives it
+            run.stdout, run.stderr = stdout.text(), stderr.text()
             run.returncode, run.ended_at = process.returncode, time.monotonic()
             with self._lock:
                 self._processes.pop(run.task_arn, None)
@@ -321,36 +365,60 @@ class EcsRunner:
                 log.warning("local ECS runner: StopTask %s failed: %s", arn, err)
 
 
-def _kill_child(
-    process: subprocess.Popen[str], name: str, *, after_seconds: float, within: float = 60.0
-) -> None:
-    """SIGKILL the child of ``process`` called ``name``, ``after_seconds`` after it appears."""
+class _Tail:
+    """The last ``_OUTPUT_LIMIT`` characters of a task's stream, read on a thread (so a full pipe
+    never blocks the task)."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._text = ""
+        self._reader = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._reader.start()
+
+    def _read(self, stream: IO[str]) -> None:
+        for chunk in iter(lambda: stream.read(64 * 1024), ""):
+            self._text = (self._text + chunk)[-_OUTPUT_LIMIT:]
+
+    def text(self) -> str:
+        self._reader.join(_OUTPUT_GRACE_SECONDS)
+        return self._text
+
+
+def _inject(run: TaskRun, process: subprocess.Popen[str], after_seconds: float) -> None:
+    """Do the injected failure to the running task, if any (``exit``/``hang`` changed its argv)."""
+    if run.injected == "kill":
+        try:
+            process.wait(after_seconds)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    elif run.injected in {"kill-mid-encode", "kill-ffmpeg"}:
+        encoders = _children(process, "ffmpeg")
+        if not encoders:
+            return  # the task ended before it encoded
+        time.sleep(after_seconds)
+        if run.injected == "kill-mid-encode":
+            process.kill()  # the task alone, as the OOM killer does: its ffmpeg must die with it
+            return
+        for pid in encoders:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _children(process: subprocess.Popen[str], name: str, within: float = 60.0) -> list[int]:
+    """The children of ``process`` called ``name``, once there is one; empty if it ends first."""
     deadline = time.monotonic() + within
     while process.poll() is None and time.monotonic() < deadline:
-        children = [pid for pid, ppid, comm in _processes() if ppid == process.pid and comm == name]
-        if children:
-            time.sleep(after_seconds)
-            for pid in children:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            return
+        if found := [pid for pid, ppid, comm in processes() if ppid == process.pid and comm == name]:
+            return found
         time.sleep(0.02)
-
-
-def _processes() -> list[tuple[int, int, str]]:
-    """(pid, parent pid, command name) of every process, from /proc (Linux)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue  # ended meanwhile
-        head, _, rest = text.rpartition(")")
-        pid, _, comm = head.partition(" (")
-        found.append((int(pid), int(rest.split()[1]), comm))
-    return found
+    return []
 
 
 def _terminate(process: subprocess.Popen[str]) -> None:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
+
+
+def _kill_group(process: subprocess.Popen[str]) -> None:
+    """SIGKILL the task's process group (its id is the task's pid: it leads its own session)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import IO
 
 from pipeline.failures import InvalidMedia, TranscodeFailed, TranscodeTimeout
+from pipeline.processes import die_with_parent
 
 ProgressCallback = Callable[[float], None]
 """Called with the percentage done (0-100), from a reader thread."""
@@ -74,6 +75,9 @@ def run_ffmpeg(
         encoding="utf-8",
         errors="replace",
         start_new_session=True,  # our own process group: a kill reaches nothing else
+        # A SIGKILLed caller (out of memory) runs no finally: the kernel then kills ffmpeg. This
+        # thread waits for ffmpeg, so the signal comes when the process ends, not earlier.
+        preexec_fn=die_with_parent(),
     )
     assert proc.stdout is not None and proc.stderr is not None  # noqa: S101 - set by PIPE
     readers = [

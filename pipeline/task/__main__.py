@@ -132,6 +132,9 @@ def run_with_reporting(
                 record = stack.enter_context(
                     ProgressRecorder(report.video_id, config.job_id, report.table_name)
                 )
+        # A task SIGKILLed earlier (out of memory) could not remove its scratch folder: do it now.
+        if stale := files.remove_stale_scratch(config.work_dir):
+            log("stale-scratch-removed", config.job_id, folders=[path.name for path in stale])
         # Entered last, so removed first, while the heartbeats still tell Step Functions we work.
         scratch = stack.enter_context(files.scratch_folder(config.work_dir))
         progress = ProgressLog(config.job_id, record)

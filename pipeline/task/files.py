@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import re
 import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from pipeline.config import EngineSettings
 from pipeline.failures import InvalidInput, ObjectNotFound, VidpError
 from pipeline.media.engine import read_subtitles
 from pipeline.models import SubtitleStyle
+from pipeline.task import scratch
 
 _SAFE_SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
 _MAX_NAME_BYTES = 200  # file systems allow 255; leave room for the downloader's temporary suffix
@@ -30,13 +30,19 @@ _MAX_NAME_BYTES = 200  # file systems allow 255; leave room for the downloader's
 def scratch_folder(work_root: Path | None) -> Iterator[Path]:
     """A private (0700) folder under ``work_root`` (default: the temp dir), removed however the job ends.
 
-    Every local file of the job lives in it: jobs pass it on to the engine as ``scratch``.
+    Every local file of the job lives in it: jobs pass it on to the engine as ``scratch``. A
+    SIGKILL leaves it behind; ``remove_stale_scratch`` at the next start removes it.
     """
-    folder = Path(tempfile.mkdtemp(prefix="vidp-task-", dir=work_root))
+    folder = scratch.create(work_root)
     try:
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def remove_stale_scratch(work_root: Path | None) -> list[Path]:
+    """Remove the scratch folders under ``work_root`` left by tasks that were killed; return them."""
+    return scratch.remove_stale(work_root)
 
 
 def local_copy(folder: Path, uri: S3Uri, fallback: str) -> Path:

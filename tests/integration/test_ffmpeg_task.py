@@ -7,6 +7,7 @@ folder are what the state machine and an operator would see.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -30,6 +31,7 @@ from moto.server import ThreadedMotoServer
 
 from pipeline.media.probe import probe
 from tests.conftest import SIMPLE_SRT, ClipFactory
+from tests.support.procfs import gone
 
 if TYPE_CHECKING:
     from types_boto3_s3 import S3Client
@@ -276,15 +278,19 @@ def test_srt_that_is_an_hls_playlist_exits_3(aws: Aws, job: Job, clip: ClipFacto
     assert_nothing_left(job)
 
 
-def test_sigterm_mid_encode_stops_ffmpeg_and_leaves_nothing(aws: Aws, job: Job, clip: ClipFactory) -> None:
-    # Slow enough (about 10 s on 2 cores) that the signal lands while ffmpeg is encoding.
+def slow_inputs(aws: Aws, job: Job, clip: ClipFactory) -> dict[str, str]:
+    """Inputs for an encode slow enough (about 10 s on 2 cores with veryslow) to signal it mid-way."""
     source = clip("long.mp4", width=640, height=360, seconds=8, fps=30)
-    inputs = {
+    return {
         "video_uri": put(aws, job.uri("long.mp4"), source.read_bytes()),
         "subtitles_uri": put(aws, job.uri("clean.srt"), SIMPLE_SRT),
         "output_uri": job.uri("output.mp4"),
     }
-    env = task_env(aws, job, **inputs, preset="veryslow", threads="1")
+
+
+@contextlib.contextmanager
+def encoding(env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
+    """The task as a subprocess, once it logs encode progress (ffmpeg runs); killed at the end."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "pipeline.task"],
         env=env,
@@ -303,12 +309,19 @@ def test_sigterm_mid_encode_stops_ffmpeg_and_leaves_nothing(aws: Aws, job: Job, 
             if json.loads(line)["event"] == "progress":
                 break
             assert time.monotonic() < deadline, "no progress line in 60 s"
-        proc.send_signal(signal.SIGTERM)
-        returncode = proc.wait(timeout=30)
+        yield proc
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=10)
+
+
+def test_sigterm_mid_encode_stops_ffmpeg_and_leaves_nothing(aws: Aws, job: Job, clip: ClipFactory) -> None:
+    env = task_env(aws, job, **slow_inputs(aws, job, clip), preset="veryslow", threads="1")
+    with encoding(env) as proc:
+        proc.send_signal(signal.SIGTERM)
+        returncode = proc.wait(timeout=30)
+    assert proc.stderr is not None
     stderr = proc.stderr.read()
 
     assert returncode == 1, stderr
@@ -317,6 +330,27 @@ def test_sigterm_mid_encode_stops_ffmpeg_and_leaves_nothing(aws: Aws, job: Job, 
     assert size_of(aws, job.uri("manifest.json")) is None
     assert_nothing_left(job)
     assert not ffmpeg_running_in(job.work), "ffmpeg outlived the task"
+
+
+def test_sigkill_mid_encode_leaves_no_ffmpeg_and_the_next_start_removes_its_scratch(
+    aws: Aws, job: Job, clip: ClipFactory
+) -> None:
+    env = task_env(aws, job, **slow_inputs(aws, job, clip), preset="veryslow", threads="1")
+    with encoding(env) as proc:
+        proc.kill()  # as the OOM killer does: no handler, no finally
+        returncode = proc.wait(timeout=30)
+
+    assert returncode == -signal.SIGKILL
+    assert gone(str(job.work)) == [], "ffmpeg outlived the SIGKILLed task"
+    [stale] = list(job.work.iterdir())  # what no finally could remove
+    assert size_of(aws, job.uri("manifest.json")) is None
+
+    done = run_task(task_env(aws, job, **standard_inputs(aws, job, clip)))  # the next start
+
+    assert done.returncode == 0, done.stderr
+    swept = [e["folders"] for e in events(done.stdout) if e["event"] == "stale-scratch-removed"]
+    assert swept == [[stale.name]]
+    assert_nothing_left(job)
 
 
 def ffmpeg_running_in(folder: Path) -> bool:

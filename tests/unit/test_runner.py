@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 
 from pipeline.failures import InvalidMedia, TranscodeFailed, TranscodeTimeout
 from pipeline.media.runner import classify_failure, parse_progress, run_ffmpeg
+from tests.support.procfs import gone, running_with
 
 
 def test_progress_is_reported_per_block_and_ends_at_100() -> None:
@@ -51,3 +54,30 @@ def test_damaged_input_messages_become_invalid_media() -> None:
 def test_killed_by_a_signal_is_transient() -> None:
     error = classify_failure(-9, [], "in.mp4")
     assert type(error) is TranscodeFailed and "signal 9 (SIGKILL)" in str(error)
+
+
+def test_the_process_dies_with_its_caller_even_when_the_caller_is_sigkilled(tmp_path: Path) -> None:
+    # The caller runs a stand-in ffmpeg that would sleep a minute, and is killed as the OOM
+    # killer kills: no finally runs. The stand-in's argv carries a mark the caller's does not.
+    mark = f"stand-in-ffmpeg-{uuid.uuid4().hex}"
+    caller = (
+        "import pathlib, sys\n"
+        "from pipeline.media.runner import run_ffmpeg\n"
+        f"mark = {mark[:10]!r} + {mark[10:]!r}\n"
+        "argv = [sys.executable, '-c', 'import time; time.sleep(60)', mark]\n"
+        "run_ffmpeg(argv, cwd=pathlib.Path('.'), duration=1.0, timeout=120)\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", caller], cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 30
+        while not running_with(mark):
+            assert process.poll() is None and time.monotonic() < deadline, "the stand-in never started"
+            time.sleep(0.05)
+
+        process.kill()
+        process.wait(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+    assert gone(mark) == [], "the stand-in ffmpeg outlived its SIGKILLed caller"

@@ -16,15 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from pipeline.config import EngineSettings
 from pipeline.models import EncodeOptions, SubtitleStyle, TaskManifest
-from pipeline.task import whole_file
+from pipeline.task import files, whole_file
 from pipeline.task.__main__ import EXIT_OK, run_job
 from pipeline.task.config import ReportSettings, TaskConfig
 from pipeline.task.variant import Variant, Workspace
 from tests.conftest import SIMPLE_SRT, ClipFactory
 from tests.support.aws import BUCKET, Aws
+from tests.support.procfs import killed_task_scratch
 
 
 def test_the_jobs_files_stay_in_the_task_scratch_folder_and_tempfile_tempdir_is_untouched(
@@ -115,3 +117,47 @@ def test_a_missing_input_is_invalid_input_as_the_task_has_always_reported_it(
     # a kind of it, but the state has always failed with InvalidInput here.
     assert type(caught.value) is InvalidInput
     assert str(caught.value) == f"s3://{BUCKET}/incoming/gone/clip.mp4: object not found"
+
+
+class Looked(BaseModel):
+    folders: list[str]
+
+
+def test_a_start_removes_the_scratch_folders_of_killed_tasks_and_nothing_else(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    stale = killed_task_scratch(work)
+    (work / "vidp-task-kept").mkdir()  # not named as ours: never touched
+    config = TaskConfig(
+        job_id="sweep-1",
+        video_uri=f"s3://{BUCKET}/incoming/sweep/in.mp4",
+        subtitles_uri=f"s3://{BUCKET}/work/sweep/subtitles.srt",
+        output_uri=f"s3://{BUCKET}/work/sweep/output.mp4",
+        work_dir=work,
+    )
+
+    seen: list[Looked] = []
+
+    def look(config: TaskConfig, workspace: Workspace) -> Looked:
+        """A job that only looks at the work folder while it runs."""
+        seen.append(Looked(folders=sorted(path.name for path in work.iterdir())))
+        return seen[-1]
+
+    with files.scratch_folder(work) as running:  # another task, still running
+        code = run_job(
+            Variant(kind="look", config=TaskConfig, run=look),
+            config,
+            EngineSettings(threads=1),
+            ReportSettings(),
+            reporter=None,
+        )
+        assert running.exists()
+    assert code == EXIT_OK
+    [looked] = seen
+    assert running.name in looked.folders and "vidp-task-kept" in looked.folders
+    assert stale.name not in looked.folders and not stale.exists()
+    logged = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [e["folders"] for e in logged if e["event"] == "stale-scratch-removed"] == [[stale.name]]
+    assert sorted(path.name for path in work.iterdir()) == ["vidp-task-kept"]
