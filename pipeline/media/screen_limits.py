@@ -6,9 +6,9 @@ ffmpeg 5.1 / libass 0.17.1 on a 2 s 30 fps clip, CPU seconds (0.35 s without sub
 2.1 s at 1080p):
 
 - libass places each cue against every cue already on screen: 50,000 one-word cues at one
-  instant took 93 s and 462 MiB at 360p, 5,000 took 3.6 s.
-- Text that is on screen is re-rendered while it stays: 15 cues of 2,000 random CJK characters
-  at <font size=120>, on screen for the whole clip, took 42 s and 868 MiB at 360p.
+  instant took 93 s and 462 MiB at 360p, 5,000 took 3.8 s.
+- Text costs while it stays on screen: 15 cues of 2,000 random CJK characters at <font
+  size=120>, on screen for the whole clip, took 42 s and 868 MiB at 360p.
 - New text costs its glyphs: 15 new cues of 133 random CJK characters at size 120 every frame
   took 7.0 s at 360p and 16.9 s at 1080p; the same every second, 1.0 s and 4.0 s.
 
@@ -54,7 +54,7 @@ class Shown:
 
 
 def check_screen_limits(cues: Sequence[Shown]) -> None:
-    """Raise InvalidSubtitles naming the first instant where the cues exceed a limit."""
+    """Raise InvalidSubtitles at the first instant over an on-screen limit, else at the text rate's."""
     _check_on_screen(cues)
     _check_text_rate(cues)
 
