@@ -8,8 +8,10 @@
 
 Then a sweep of presets x CRF through the engine's argv, with (a) on the same excerpt, to
 choose the defaults. Results: bench/results/run-*.json (raw) and bench/results/latest.md.
+Last, the hostile subtitles case (bench/hostile.py): bench/results/hostile-*.json and hostile.md.
 
     .venv/bin/python -m bench.run [--seconds 30] [--out bench/results] [--skip-sweep] [--repeat 1]
+                                  [--skip-hostile]
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bench import hostile
 from bench.report import markdown
 from bench.source import make_source, make_srt
 from pipeline.config import engine_settings
@@ -242,6 +245,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("bench/results"), help="results folder")
     parser.add_argument("--skip-sweep", action="store_true", help="skip the preset x CRF sweep")
     parser.add_argument("--repeat", type=int, default=1, help="rounds of (a) (b) (c), medians reported (1)")
+    parser.add_argument("--skip-hostile", action="store_true", help="skip the hostile subtitles case")
     args = parser.parse_args(argv)
     if args.seconds <= 0 or args.repeat < 1:
         parser.error("--seconds must be > 0 and --repeat >= 1")
@@ -272,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     say(f"wrote {raw} and {args.out / 'latest.md'} in {record['seconds_total']:.0f} s")
     for target in record["targets"]:
         say(f"{'PASS' if target['pass'] else 'FAIL'}  {target['target']}: {target['measured']}")
+    if not args.skip_hostile:
+        hostile.run(cache, args.out, args.repeat)  # bench/results/hostile.md
     return 0
 
 

@@ -19,6 +19,7 @@ import srt
 from charset_normalizer.md import mess_ratio
 
 from pipeline.failures import InvalidSubtitles
+from pipeline.media.screen_limits import Shown, check_screen_limits
 
 MAX_CUE_TEXT = 2_000  # characters of text per cue; the rest is cut
 # ffmpeg's SRT reader splits a line at 4,095 bytes and reads the rest as a new line (which may be
@@ -117,6 +118,8 @@ _FALSE_CUE_START = re.compile(rf"^(?={srt.RGX_TIMESTAMP})(?!{_TIMING})", re.MULT
 # srt's separator between the two timestamps: one per cue at most, so counting is a cheap bound.
 _ARROW = re.compile(r"-[ -] *>")
 
+# A tag this module wrote: a "<" of the text is always followed by a word joiner (see _Markup).
+_WRITTEN_TAG = re.compile(r"<[/a-z][^<>]*>")
 # Neither spans lines, so cleaning never joins lines (and MAX_LINE_CHARS holds).
 _OVERRIDE_BLOCK = re.compile(r"\{[^{}\n]*\}")
 # Possessive quantifiers: a "<" with no ">" after it costs one scan, not a backtracking search.
@@ -168,6 +171,7 @@ def sanitize_srt(data: bytes, *, max_bytes: int = 5 * 1024 * 1024, max_cues: int
         raise InvalidSubtitles(
             f"SRT file is empty: all {len(parsed)} cues were empty or ended before they started"
         )
+    check_screen_limits([Shown(cue.start, cue.end, _text_length(cue.content)) for cue in kept])
     return CleanSubtitles(
         text=srt.compose(kept), encoding=encoding, cues=len(kept), dropped=len(parsed) - len(kept)
     )
@@ -283,6 +287,11 @@ def _check_cue_count(text: str, max_cues: int) -> None:
     cues = len(_ARROW.findall(text))
     if cues > max_cues:
         raise InvalidSubtitles(f"SRT file has {cues} cues, over the limit of {max_cues} cues")
+
+
+def _text_length(content: str) -> int:
+    """Characters of a cleaned cue that get drawn: no tags, word joiners or line breaks."""
+    return len(_WRITTEN_TAG.sub("", content)) - content.count(WORD_JOINER) - content.count("\n")
 
 
 def _clean_cue(cue: srt.Subtitle, order: int) -> srt.Subtitle | None:

@@ -164,3 +164,18 @@ def test_given_a_refused_connection_when_fetched_then_subtitle_fetch_failed(aws:
 
     with pytest.raises(SubtitleFetchFailed, match="could not be fetched"):
         fetch(job)
+
+
+def test_given_an_srt_with_thousands_of_cues_at_one_instant_when_fetched_then_invalid_subtitles(
+    aws: Aws,
+) -> None:
+    stacked = b"".join(b"%d\n00:00:01,000 --> 00:00:02,000\nc%d\n\n" % (i, i) for i in range(1, 5001))
+    job = claim(request(aws, subtitles={"s3_uri": aws.put("incoming/stacked.srt", stacked)}))
+
+    with pytest.raises(InvalidSubtitles) as caught:
+        fetch(job)
+
+    assert str(caught.value) == (
+        "SRT file has 5000 cues on screen at once at 00:00:01,000; at most 15 can overlap"
+    )
+    assert aws.keys("work/") == []

@@ -537,6 +537,115 @@ def test_given_5mb_of_hostile_text_when_sanitized_then_it_ends_with_a_result_or_
         assert len(clean.text) < 3000
 
 
+# --- what is on screen at once ------------------------------------------------------------
+
+
+def timed(spans: list[tuple[float, float]], text: str = "Line") -> bytes:
+    """One cue per (start, end) in seconds, each showing ``text``."""
+    subtitles = (
+        srt.Subtitle(index=i + 1, start=timedelta(seconds=start), end=timedelta(seconds=end), content=text)
+        for i, (start, end) in enumerate(spans)
+    )
+    return srt.compose(subtitles, reindex=False).encode()
+
+
+def test_given_15_cues_at_one_instant_when_sanitized_then_all_are_kept() -> None:
+    clean = sanitize_srt(timed([(1, 2)] * 15))
+
+    assert clean.cues == 15
+
+
+def test_given_16_cues_at_one_instant_when_sanitized_then_it_is_refused_naming_instant_and_limit() -> None:
+    message = rejection(timed([(1, 2)] * 16))
+
+    assert message == "SRT file has 16 cues on screen at once at 00:00:01,000; at most 15 can overlap"
+
+
+def test_given_50000_cues_at_one_instant_when_sanitized_then_it_is_refused() -> None:
+    # 2 MB, inside the size and cue limits: libass took 93 s and 462 MiB to draw it on a 2 s clip.
+    data = timed([(1, 2)] * 50_000, "c")
+
+    assert rejection(data) == (
+        "SRT file has 50000 cues on screen at once at 00:00:01,000; at most 15 can overlap"
+    )
+
+
+def test_given_overlap_building_up_when_sanitized_then_the_first_instant_over_the_limit_is_named() -> None:
+    # A sign that stays while cues pile up under it, one every 100 ms from 00:01:00,000.
+    spans = [(55, 70)] + [(60 + i / 10, 65) for i in range(20)]
+
+    message = rejection(timed(spans))
+
+    assert message == "SRT file has 16 cues on screen at once at 00:01:01,400; at most 15 can overlap"
+
+
+def test_given_back_to_back_cues_when_sanitized_then_a_cue_ending_as_the_next_starts_is_not_overlapping() -> (
+    None
+):
+    # 14 cues for the whole minute, and 100 cues one after another under them: 15 at any instant.
+    spans = [(0, 60)] * 14 + [(i * 0.5, (i + 1) * 0.5) for i in range(100)]
+
+    assert sanitize_srt(timed(spans)).cues == 114
+
+
+def test_given_dropped_cues_at_one_instant_when_sanitized_then_only_the_kept_ones_count() -> None:
+    data = timed([(1, 2)] * 15) + timed([(1, 2)] * 30, "<i> </i>") + timed([(1, 1)] * 30)
+
+    clean = sanitize_srt(data)
+
+    assert (clean.cues, clean.dropped) == (15, 60)
+
+
+def test_given_more_text_on_screen_than_the_limit_when_sanitized_then_it_is_refused() -> None:
+    message = rejection(timed([(1, 3), (2, 4)], "\n".join(["w" * 300] * 5)))
+
+    assert message == (
+        "SRT file has 3000 characters of text on screen at once at 00:00:02,000; at most 2000 can be"
+    )
+
+
+def test_given_text_on_screen_at_the_limit_when_sanitized_then_tags_and_line_breaks_do_not_count() -> None:
+    # 2 x 1,000 characters, in 25 lines of 40 with tags around each line, and the word joiners
+    # the sanitizer puts in long digit runs.
+    text = '<font color="red">' + "\n".join(["<i>" + "0123456789" * 4 + "</i>"] * 25) + "</font>"
+
+    clean = sanitize_srt(timed([(1, 3), (2, 4)], text))
+
+    assert clean.cues == 2
+    assert cues_of(clean)[0][2].replace(WJ, "") == text
+
+
+THOUSAND_CHARACTERS = "\n".join(["x" * 100] * 10)
+
+
+def test_given_text_replaced_faster_than_the_limit_when_sanitized_then_it_is_refused() -> None:
+    # 1,000 new characters every 400 ms: three cues start within the first second.
+    spans = [(i * 0.4, (i + 1) * 0.4) for i in range(10)]
+
+    message = rejection(timed(spans, THOUSAND_CHARACTERS))
+
+    assert message == (
+        "SRT file has 3000 characters of text appearing within one second from 00:00:00,000; at most 2000 can"
+    )
+
+
+def test_given_text_replaced_at_the_limit_when_sanitized_then_it_is_kept() -> None:
+    # 1,000 new characters every 500 ms: 2,000 in any one second.
+    spans = [(i * 0.5, (i + 1) * 0.5) for i in range(10)]
+
+    assert sanitize_srt(timed(spans, THOUSAND_CHARACTERS)).cues == 10
+
+
+def test_given_the_most_cues_allowed_one_millisecond_each_when_sanitized_then_all_are_kept() -> None:
+    subtitles = (
+        srt.Subtitle(index=i + 1, start=timedelta(milliseconds=i), end=timedelta(milliseconds=i + 1),
+                     content="w")
+        for i in range(50_000)
+    )  # fmt: skip
+
+    assert sanitize_srt(srt.compose(subtitles).encode()).cues == 50_000
+
+
 # --- any input ---------------------------------------------------------------------------
 
 FRAGMENTS = [
