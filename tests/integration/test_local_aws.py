@@ -466,8 +466,9 @@ def test_an_upload_without_a_job_description_starts_nothing_while_it_waits_for_o
 def test_a_task_whose_state_timed_out_stops_itself(
     aws: LocalAws, ffmpeg_state: dict[str, Any], clip: ClipFactory
 ) -> None:
-    # An encode of ~10 s under a state that gives up after 3 s (and needs a heartbeat every 2 s).
-    state = {**ffmpeg_state["States"]["BurnAndCompress"], "TimeoutSeconds": 3, "HeartbeatSeconds": 2}
+    # An encode of ~10 s under a state that gives up after 6 s (and needs a heartbeat every 4 s:
+    # the task's first one follows its start, which takes seconds on a loaded machine).
+    state = {**ffmpeg_state["States"]["BurnAndCompress"], "TimeoutSeconds": 6, "HeartbeatSeconds": 4}
     state.pop("Retry")
     definition = {**ffmpeg_state, "States": {**ffmpeg_state["States"], "BurnAndCompress": state}}
     s3 = aws.client("s3")
