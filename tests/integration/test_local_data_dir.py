@@ -118,16 +118,16 @@ def test_runs_follow_each_other_deletions_included_and_a_clean_stop_hands_nothin
     tmp_path: Path,
 ) -> None:
     folder = tmp_path / "data"
-    with RecordingLocalAws(data_dir=folder, handlers={}, run_ecs_tasks=False) as first:
+    with RecordingLocalAws(data_dir=folder, handlers={}, run_ecs_tasks=False, reconcile=False) as first:
         first.client("s3").put_object(Bucket=first.bucket, Key="a.txt", Body=b"one")
         nested = {"set": {"BS": [b"a", b"\x80"]}, "list": {"L": [{"B": b"x"}, {"N": "1"}]}}
         binary = {"video_id": {"S": "vid-bin"}, "raw": {"B": b"\0\xff"}, "nested": {"M": nested}}
         first.client("dynamodb").put_item(TableName=first.table_name, Item=binary)
         first.start_execution({"not": "a job"}, name="first-run")  # no handlers: no record is written
-    with RecordingLocalAws(data_dir=folder, handlers={}, run_ecs_tasks=False) as second:
+    with RecordingLocalAws(data_dir=folder, handlers={}, run_ecs_tasks=False, reconcile=False) as second:
         second.client("s3").delete_object(Bucket=second.bucket, Key="a.txt")
         second.client("s3").put_object(Bucket=second.bucket, Key="b.txt", Body=b"two")
-    with RecordingLocalAws(data_dir=folder, handlers={}, run_ecs_tasks=False) as third:
+    with RecordingLocalAws(data_dir=folder, handlers={}, run_ecs_tasks=False, reconcile=False) as third:
         assert set(bucket_contents(third)) == {"b.txt"}
         assert table_items(third) == [binary]
         assert second.handed_over is None and third.handed_over is None
