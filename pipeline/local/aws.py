@@ -32,6 +32,7 @@ from moto.server import ThreadedMotoServer
 from pipeline.local import lambdas, workarounds
 from pipeline.local.clients import FAKE_ACCESS_KEY, FAKE_SECRET_KEY, make_client
 from pipeline.local.ecs_runner import EcsRunner
+from pipeline.local.faults import DynamoDbThrottle
 from pipeline.local.resources import (
     ACCOUNT,
     REGION,
@@ -114,6 +115,8 @@ class LocalAws:
             EcsRunner(self, max_concurrent=max_concurrent_tasks) if run_ecs_tasks else None
         )
         self.uploads: UploadStarter | None = UploadStarter(self) if start_from_uploads else None
+        # Off until asked for: ``aws.dynamodb_throttle.throttle(fraction=0.2)`` (pipeline.local.faults).
+        self.dynamodb_throttle = DynamoDbThrottle()
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -194,6 +197,7 @@ class LocalAws:
         if starter.is_alive():
             raise LocalAwsError(f"moto server did not start in {START_TIMEOUT_SECONDS:g} s")
         self._server = server
+        self.dynamodb_throttle.install(server)
         self._port = server.get_host_and_port()[1]
 
     def _configure_moto(self) -> None:
