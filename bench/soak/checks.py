@@ -82,7 +82,7 @@ def terminal(obs: Observation) -> list[Violation]:
             run = obs.executions.get(arn)
             if run is None:
                 found.append(Violation("terminal", job.spec.key, f"{_label(job)}: execution {arn} is gone"))
-            elif run.status not in TERMINAL:
+            elif run.status not in TERMINAL and not run.lost_in_restart:
                 found.append(
                     Violation("terminal", job.spec.key, f"{_label(job)}: execution still {run.status}")
                 )
@@ -147,7 +147,7 @@ def _outcome(job: JobView, obs: Observation) -> list[str]:
         return _conflict(job, run)
     if spec.expect == "refused_or_failed" and job.refused is not None:
         return []
-    if job.stopped or (run is not None and run.status in {"ABORTED", "TIMED_OUT"}):
+    if job.stopped or (run is not None and (run.status in {"ABORTED", "TIMED_OUT"} or _cut_by_restart(run))):
         return _stopped_outcome(job, record, run)
     if record is None or record.status not in {SAVED, FAILED}:
         return []  # the "recorded" invariant reports it
@@ -156,16 +156,21 @@ def _outcome(job: JobView, obs: Observation) -> list[str]:
     return _saved_outcome(job, record)
 
 
+def _cut_by_restart(run: ExecutionView) -> bool:
+    """Running when the local AWS stopped, and not listed after its restart."""
+    return run.lost_in_restart and run.status not in TERMINAL
+
+
 def _stopped_outcome(job: JobView, record: RecordView | None, run: ExecutionView | None) -> list[str]:
     """StopExecution ends an execution ABORTED (an execution timeout: TIMED_OUT), and its job failed
-    with that code."""
+    with that code; so does a stop of the local AWS for the executions it cuts short."""
     ended = run.status if run is not None else "gone"
     problems = []
-    if job.stopped and ended != "ABORTED":
+    if job.stopped and ended != "ABORTED" and not (run is not None and run.lost_in_restart):
         problems.append(
             f"StopExecution was accepted, but the execution ended {ended} ({run.error if run else '-'})"
         )
-    wanted = "ABORTED" if job.stopped else ended
+    wanted = "ABORTED" if job.stopped or (run is not None and _cut_by_restart(run)) else ended
     if record is not None and record.status in {SAVED, FAILED} and record.error_code != wanted:
         problems.append(f"the job is {record.status} ({record.error_code}), not failed {wanted}")
     return problems  # a record still processing, or none: the "recorded" invariant reports it

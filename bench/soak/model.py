@@ -32,6 +32,8 @@ class ExecutionView:
     stopped: float | None = None
     error: str | None = None
     cause: str | None = None
+    # Listed before a restart of the local AWS, not after it: as last seen before the restart.
+    lost_in_restart: bool = False
 
     @property
     def seconds(self) -> float | None:

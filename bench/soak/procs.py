@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass
 
 MARKER = "VIDP_SOAK_RUN"
+_TICKS = os.sysconf("SC_CLK_TCK")
+_YOUNG_SECONDS = 10.0  # a process younger than this may not have exec'd its final command yet
 
 
 @dataclass(frozen=True)
@@ -27,8 +29,9 @@ class Proc:
     job_id: str | None
 
 
-def _stat(pid: int) -> tuple[str, int, str] | None:
-    """(command name, parent pid, state) from /proc/<pid>/stat; None once the process is gone."""
+def _stat(pid: int) -> tuple[str, int, str, float] | None:
+    """(command name, parent pid, state, start in seconds after boot) from /proc/<pid>/stat; None
+    once the process is gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
             text = handle.read().decode(errors="replace")
@@ -36,7 +39,12 @@ def _stat(pid: int) -> tuple[str, int, str] | None:
         return None
     head, _, rest = text.rpartition(")")
     fields = rest.split()
-    return head.partition(" (")[2], int(fields[1]), fields[0]
+    return head.partition(" (")[2], int(fields[1]), fields[0], int(fields[19]) / _TICKS
+
+
+def _uptime() -> float:
+    with open("/proc/uptime", "rb") as handle:
+        return float(handle.read().split()[0])
 
 
 def _read(pid: int, name: str) -> list[str]:
@@ -64,35 +72,39 @@ def _identify(pid: int, comm: str, run_id: str) -> tuple[str, str | None] | None
 
 
 class ProcessTable:
-    """Finds the run's processes; each process is identified once (reading /proc is slow in some
-    sandboxes), only the run's own are looked at again, for their parent and state."""
+    """Finds the run's processes; each process is identified once per command name once it is a
+    few seconds old (reading /proc is slow in some sandboxes); the run's own are looked at again,
+    for their parent and state."""
 
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
-        # pid -> (kind, job id), or None for a process that is none of the run's.
-        self._identities: dict[int, tuple[str, str | None] | None] = {}
+        # (pid, command name) -> (kind, job id), or None for a process that is none of the run's.
+        self._identities: dict[tuple[int, str], tuple[str, str | None] | None] = {}
+        self._others: set[int] = set()  # pids known to be no process of the run, as named then
 
     def scan(self) -> list[Proc]:
         """The live (not zombie) ffmpeg and ``pipeline.task`` processes carrying the run's marker."""
         pids = {int(name) for name in os.listdir("/proc") if name.isdigit()}  # noqa: PTH208 - names only
-        for gone in self._identities.keys() - pids:
-            del self._identities[gone]
+        self._others &= pids
+        self._identities = {key: value for key, value in self._identities.items() if key[0] in pids}
         found = []
-        for pid in pids:
-            if pid in self._identities and self._identities[pid] is None:
-                continue
+        uptime = _uptime()
+        for pid in pids - self._others:
             stat = _stat(pid)
             if stat is None or stat[2] == "Z":
                 continue
-            comm, ppid, _ = stat
-            if pid not in self._identities:
-                identity = _identify(pid, comm, self.run_id)
-                # A python child may not have exec'd its command yet: look again next time.
-                if identity is not None or not comm.startswith("python") or _read(pid, "cmdline"):
-                    self._identities[pid] = identity
-            identity = self._identities.get(pid)
+            comm, ppid, _, started = stat
+            key = (pid, comm)
+            # Between fork and exec a child shows its parent's name and command line.
+            if key not in self._identities or (
+                self._identities[key] is None and uptime - started < _YOUNG_SECONDS
+            ):
+                self._identities[key] = _identify(pid, comm, self.run_id)
+            identity = self._identities[key]
             if identity is not None:
                 found.append(Proc(pid=pid, ppid=ppid, name=identity[0], job_id=identity[1]))
+            elif comm != "ffmpeg" and not comm.startswith("python"):
+                self._others.add(pid)  # it could still exec into ffmpeg: not if it is neither
         return found
 
 

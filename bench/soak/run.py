@@ -30,7 +30,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -116,6 +116,11 @@ class SoakResult:
     throttle: dict[str, Any]
     mix: Mix
 
+    def __repr__(self) -> str:
+        return (
+            f"SoakResult({self.run_id}: {len(self.mix.all())} submissions, {len(self.violations)} violations)"
+        )
+
     def violations_of(self, invariant: str) -> list[Violation]:
         return [violation for violation in self.violations if violation.invariant == invariant]
 
@@ -158,6 +163,8 @@ class _Soak:
         self.watchers: list[threading.Thread] = []
         self.throttle_stats: dict[str, int] = {"seen": 0, "throttled": 0}
         self.restart_error: str | None = None
+        self.before_restart: dict[str, ExecutionView] = {}
+        self.inputs_before_restart: dict[str, Any] = {}
         self.restarts = 0
         self.started = time.monotonic()
         self.aws: LocalAws | None = None
@@ -242,11 +249,20 @@ class _Soak:
         if self.config.heartbeat_seconds is not None:
             deploy_heartbeat(aws, self.config.heartbeat_seconds)
 
-    def _retire_aws(self) -> None:
-        """Collect what only this LocalAws knows (task runs, events, throttle counts), then stop it."""
+    def _retire_aws(self, *, restarting: bool = False) -> None:
+        """Collect what only this LocalAws knows (task runs, events, throttle counts), then stop it.
+
+        Before a restart, also every execution as it stands: a restarted local AWS may no longer
+        list them (their histories are kept elsewhere), and the checks still need them.
+        """
         aws, self.aws = self.aws, None
         if aws is None:
             return
+        if restarting:
+            with contextlib.suppress(*_RETRYABLE):
+                executions, inputs = _executions(aws)
+                self.before_restart.update(executions)
+                self.inputs_before_restart.update(inputs)
         with contextlib.suppress(*_RETRYABLE):
             self._drain_events(aws)
         with contextlib.suppress(*_RETRYABLE):
@@ -265,7 +281,7 @@ class _Soak:
             self._fault("restart", None, "not supported by this LocalAws", applied=False)
             return
         self.say("restarting the local AWS on its data folder")
-        self._retire_aws()
+        self._retire_aws(restarting=True)
         self._start_aws()
         self.restarts += 1
         self._fault("restart", None, f"stopped and started on {self.data_dir}")
@@ -283,8 +299,8 @@ class _Soak:
                 if view is not None:
                     view.faulted_attempts += 1
                 for record in self.faults:
-                    if record.kind == _RUNNER_FAULTS[run.injected or ""] and record.job is None:
-                        record.job = view.spec.key if view else job_id
+                    if record.kind == _RUNNER_FAULTS[run.injected or ""] and not record.applied:
+                        record.job, record.applied = (view.spec.key if view else job_id), True
                         break
 
     # --- inputs --------------------------------------------------------------------------------
@@ -539,7 +555,10 @@ class _Soak:
             assert aws.ecs_runner is not None
             how: Failure = "kill-ffmpeg" if fault.kind == "ffmpeg_kill" else "kill"
             aws.ecs_runner.fail_next(1, how, after_seconds=fault.seconds)
-            self._fault(fault.kind, None, f"EcsRunner.fail_next({how!r}, after_seconds={fault.seconds:g})")
+            # Applied once a task took it (``_attribute_task_faults``): the next task to start does.
+            self._fault(
+                fault.kind, None, f"EcsRunner.fail_next({how!r}, after_seconds={fault.seconds:g})", False
+            )
         elif fault.kind == "throttle_window":
             aws.dynamodb_throttle.throttle(fraction=fault.fraction)
             threading.Timer(fault.seconds, self._end_throttle).start()
@@ -754,6 +773,13 @@ class _Soak:
     def _observe(self) -> Observation:
         aws = self.local
         executions, inputs = _executions(aws)
+        lost = {
+            arn: replace(run, lost_in_restart=True)
+            for arn, run in self.before_restart.items()
+            if arn not in executions
+        }
+        executions.update(lost)
+        inputs = {**self.inputs_before_restart, **inputs}
         records = _records(aws)
         by_video = {record.video_id: record for record in records}
         by_execution = {record.execution_arn: record for record in records if record.execution_arn}
@@ -779,13 +805,16 @@ class _Soak:
             token = self.tokens.get(view.spec.key)
             if token:
                 view.token_in_history = sum(
-                    _count_in_history(aws, arn, token) for arn in view.executions if arn in executions
+                    _count_in_history(aws, arn, token)
+                    for arn in view.executions
+                    if arn in executions and not executions[arn].lost_in_restart
                 )
             if view.job_id is not None and self.watch is not None:
                 view.process_last_seen = self.watch.last_seen.get(view.job_id)
+            first = executions.get(view.executions[0]) if view.executions else None
             if (
-                view.executions
-                and view.executions[0] in executions
+                first is not None
+                and not first.lost_in_restart
                 and not (view.record and view.record.status == "saved")
             ):
                 view.timeline = _timeline(aws, view.executions[0])
@@ -796,7 +825,7 @@ class _Soak:
             work_keys=_keys(aws, "work/"),
             orphan_outputs=[key for key in outputs if key.split("/")[1] not in owned],
             unexpected_callbacks=self._unexpected_callbacks(),
-            notes={"events": len(self.events)},
+            notes={"events": len(self.events), "executions_lost_in_restart": len(lost)},
         )
 
     def _discover_uploads(
@@ -984,7 +1013,7 @@ def _quiet_logs(path: Path) -> Iterator[None]:
     handler = logging.FileHandler(path, encoding="utf-8")
     saved: list[tuple[logging.Logger, bool, int]] = []
     silenced: list[tuple[logging.Handler, int]] = []
-    for logger in (logging.getLogger("vidp"), logging.getLogger("pipeline")):
+    for logger in (logging.getLogger("vidp"), logging.getLogger("pipeline"), logging.getLogger("moto")):
         saved.append((logger, logger.propagate, logger.level))
         for existing in logger.handlers:
             handler.setFormatter(existing.formatter)
