@@ -139,7 +139,7 @@ class ProcessWatch:
     ``orphan_seconds``. ``wait_for_ffmpeg`` lets a fault wait until a job is mid-encode.
     """
 
-    def __init__(self, run_id: str, *, interval: float = 0.05, orphan_seconds: float = 1.0) -> None:
+    def __init__(self, run_id: str, *, interval: float = 0.05, orphan_seconds: float = 0.2) -> None:
         self.run_id = run_id
         self._table = ProcessTable(run_id)
         self._interval = interval

@@ -69,7 +69,10 @@ UNSAFE_SRT_URL = "http://169.254.169.254/latest/meta-data/soak.srt"
 CALLBACK_SILENCE_SECONDS = 11.0  # longer than Notify's 10 s read timeout: the sender gives up
 WATCH_SECONDS = 180.0  # how long a targeted fault waits for its job to reach ffmpeg
 FOLLOW_UP_SECONDS = 120.0  # a re-upload's v2 goes in once v1 ended, or after this long anyway
-ORPHAN_SECONDS = 1.0  # an ffmpeg alive this long after its task died is an orphan
+# An ffmpeg alive this long after its task died is an orphan. Nothing stops it today but the next
+# progress line it writes to its dead parent (EPIPE, every 0.5 s: measured 0.25-0.36 s of life); a
+# parent-death signal or the runner killing the task's processes ends it within milliseconds.
+ORPHAN_SECONDS = 0.2
 _RETRYABLE = (ClientError, BotoCoreError, LocalAwsError, OSError)
 
 
@@ -623,11 +626,11 @@ class _Soak:
         self._fault("task_sigkill", spec.key, f"SIGKILL of the task (pid {task}) while its ffmpeg ran")
         deadline = time.monotonic() + ORPHAN_SECONDS
         while alive(ffmpeg) and time.monotonic() < deadline:
-            time.sleep(0.05)
+            time.sleep(0.01)
         if alive(ffmpeg) and parent_of(ffmpeg) != task and self.watch is not None:
             found = next((p for p in self.watch.latest if p.pid == ffmpeg), None)
             if found is not None:
-                self.watch.report(found, f"kept running {ORPHAN_SECONDS:g} s after its task was SIGKILLed")
+                self.watch.report(found, f"still running {ORPHAN_SECONDS:g} s after its task was SIGKILLed")
 
     def _stop_task(self, spec: JobSpec, view: JobView) -> None:
         """ECS StopTask of the job's running task: the runner sends SIGTERM, as Fargate does."""
@@ -664,11 +667,12 @@ class _Soak:
                 if view.video_uri == self._uri(started.key) and started.execution_arn not in view.executions:
                     view.executions.append(started.execution_arn)
         waited = time.monotonic() - (view.upload_started or time.monotonic())
+        if waited > FOLLOW_UP_SECONDS:
+            return True
         if not view.executions:
-            return waited > FOLLOW_UP_SECONDS
+            return False
         sfn = aws.client("stepfunctions")
-        ended = all(sfn.describe_execution(executionArn=arn)["status"] in TERMINAL for arn in view.executions)
-        return ended or waited > FOLLOW_UP_SECONDS
+        return all(sfn.describe_execution(executionArn=arn)["status"] in TERMINAL for arn in view.executions)
 
     def _drain_events(self, aws: LocalAws) -> None:
         got = aws.events(max_events=1000)
