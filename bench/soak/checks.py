@@ -162,18 +162,28 @@ def _cut_by_restart(run: ExecutionView) -> bool:
 
 
 def _stopped_outcome(job: JobView, record: RecordView | None, run: ExecutionView | None) -> list[str]:
-    """StopExecution ends an execution ABORTED (an execution timeout: TIMED_OUT), and its job failed
-    with that code; so does a stop of the local AWS for the executions it cuts short."""
+    """A StopExecution (the soak's own, mid-encode) ends the execution ABORTED and the job failed
+    ABORTED. An execution that ended ABORTED or TIMED_OUT otherwise, or that a stop of the local
+    AWS cut short, may have saved its job first (the record's conditional writes keep it saved);
+    if not, the job is failed with that code (or, for bad input, its own)."""
     ended = run.status if run is not None else "gone"
+    cut = run is not None and _cut_by_restart(run)
     problems = []
-    if job.stopped and ended != "ABORTED" and not (run is not None and run.lost_in_restart):
+    if job.stopped and ended != "ABORTED" and not cut:
         problems.append(
             f"StopExecution was accepted, but the execution ended {ended} ({run.error if run else '-'})"
         )
-    wanted = "ABORTED" if job.stopped or (run is not None and _cut_by_restart(run)) else ended
-    if record is not None and record.status in {SAVED, FAILED} and record.error_code != wanted:
-        problems.append(f"the job is {record.status} ({record.error_code}), not failed {wanted}")
-    return problems  # a record still processing, or none: the "recorded" invariant reports it
+    if record is None or record.status not in {SAVED, FAILED}:
+        return problems  # the "recorded" invariant reports it
+    wanted = "ABORTED" if job.stopped or cut else ended
+    if record.status == SAVED:
+        if job.stopped or job.spec.expect not in {"saved", "recorded"}:
+            problems.append(f"the job is saved, not failed {wanted}")
+    elif record.error_code != wanted and not (
+        job.spec.expect == "failed" and record.error_code in job.spec.error_codes
+    ):
+        problems.append(f"the job is failed {record.error_code}, not {wanted}")
+    return problems
 
 
 def _failed_outcome(job: JobView, record: RecordView) -> list[str]:
@@ -217,7 +227,7 @@ def _conflict(job: JobView, run: ExecutionView | None) -> list[str]:
 
 
 def consistent(obs: Observation) -> list[Violation]:
-    """The execution that runs a job and the job's record agree: SUCCEEDED = saved, else failed."""
+    """The execution that runs a job and the job's record agree: SUCCEEDED is saved, FAILED failed."""
     found = []
     for job in obs.jobs:
         run, record = owner(job, obs), job.record
@@ -227,7 +237,8 @@ def consistent(obs: Observation) -> list[Violation]:
             found.append(
                 Violation("consistent", job.spec.key, f"{_label(job)}: execution SUCCEEDED, job failed")
             )
-        if run.status != "SUCCEEDED" and record.status == SAVED:
+        # A stop or a timeout can come after the job was saved: only FAILED contradicts saved.
+        if run.status == "FAILED" and record.status == SAVED:
             found.append(
                 Violation("consistent", job.spec.key, f"{_label(job)}: execution {run.status}, job saved")
             )

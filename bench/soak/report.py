@@ -48,6 +48,11 @@ def summary(result: SoakResult) -> dict[str, Any]:
         else:
             state = "no record"
         by_kind.setdefault(job.spec.kind, Counter())[state] += 1
+    seconds_by_kind: dict[str, list[float]] = {}
+    for job in obs.jobs:
+        run = owner(job, obs)
+        if run is not None and run.seconds is not None:
+            seconds_by_kind.setdefault(job.spec.kind, []).append(run.seconds)
     recorded_jobs = [job for job in obs.jobs if needs_record(job)]
     valid_times = [
         seconds
@@ -82,6 +87,11 @@ def summary(result: SoakResult) -> dict[str, Any]:
         "saved": sum(1 for job in recorded_jobs if job.record and job.record.status == SAVED),
         "failed": sum(1 for job in recorded_jobs if job.record and job.record.status == FAILED),
         "by_kind": {kind: dict(counts) for kind, counts in sorted(by_kind.items())},
+        "seconds_by_kind": {
+            kind: {"p50": _round(percentile(values, 0.5)), "max": _round(max(values))}
+            for kind, values in sorted(seconds_by_kind.items())
+        },
+        "executions_lost_in_restart": obs.notes.get("executions_lost_in_restart", 0),
         "executions": dict(Counter(run.status for run in obs.executions.values())),
         "job_seconds": {
             "valid_saved": {
@@ -121,13 +131,20 @@ def markdown(result: SoakResult) -> str:
         "",
         f"- jobs that must end recorded: {data['jobs_to_record']}: "
         f"**{data['saved']} saved + {data['failed']} failed = {data['saved'] + data['failed']}**",
-        f"- executions: {_counts(data['executions'])}",
+        f"- executions: {_counts(data['executions'])}"
+        + (
+            f" ({data['executions_lost_in_restart']} not listed after the restart: as last seen before it)"
+            if data["executions_lost_in_restart"]
+            else ""
+        ),
         "",
-        "| kind | submissions | outcome |",
-        "|---|---:|---|",
+        "| kind | submissions | outcome | seconds p50 | max |",
+        "|---|---:|---|---:|---:|",
     ]
     for kind, counts in data["by_kind"].items():
-        lines.append(f"| {kind} | {sum(counts.values())} | {_counts(counts)} |")
+        kind_times = data["seconds_by_kind"].get(kind, {})
+        p50, slowest = kind_times.get("p50", ""), kind_times.get("max", "")
+        lines.append(f"| {kind} | {sum(counts.values())} | {_counts(counts)} | {p50} | {slowest} |")
     lines += [
         "",
         "## Job time (execution start to end, seconds)",

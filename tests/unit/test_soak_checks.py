@@ -1,14 +1,17 @@
 """The soak's invariants on hand-made observations: each holds for a clean run and names what
-breaks it. (The soak itself, against the local AWS: tests/integration/test_soak.py.)"""
+breaks it; and the report made of them. (The soak itself, against the local AWS:
+tests/integration/test_soak.py.)"""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from bench.soak.checks import INVARIANTS, Violation, check_all
-from bench.soak.mix import JobSpec, build_mix, hostile
+from bench.soak.mix import JobSpec, Mix, build_mix, hostile
 from bench.soak.model import (
     FAILED_EVENT,
     PROCESSED_EVENT,
@@ -21,7 +24,8 @@ from bench.soak.model import (
     ProcessFinding,
     RecordView,
 )
-from bench.soak.report import percentile
+from bench.soak.report import percentile, write_report
+from bench.soak.run import FaultRecord, SoakConfig, SoakResult
 from bench.soak.schedule import build_schedule
 
 ARN = "arn:aws:states:us-east-1:123456789012:execution:vidp-local-pipeline:"
@@ -159,7 +163,7 @@ def test_a_stopped_execution_must_end_aborted_and_its_job_failed_aborted() -> No
 
     assert found == [
         "valid: StopExecution was accepted, but the execution ended FAILED (None)",
-        "valid: the job is failed (TIMEOUT), not failed ABORTED",
+        "valid: the job is failed TIMEOUT, not ABORTED",
     ]
 
 
@@ -174,6 +178,26 @@ def test_an_execution_cut_short_by_a_restart_needs_its_job_failed_aborted() -> N
     job.callbacks = [CallbackView(0, True, "msg_job-j000_failed", "failed", True)]
     job.events, job.outputs = [FAILED_EVENT], []
     assert check_all(observe((job, cut))) == []
+
+
+def test_a_job_saved_just_before_the_local_aws_stopped_is_not_an_aborted_one() -> None:
+    job, run = saved_job("j000")  # listed RUNNING just before the stop, saved before it took effect
+    cut = replace(run, status="RUNNING", stopped=None, lost_in_restart=True)
+
+    assert check_all(observe((job, cut))) == []
+    bad, bad_run = failed_job(hostile("j001", "bad_media", "random-bytes"))  # it failed on its own
+    assert check_all(observe((bad, replace(bad_run, status="RUNNING", lost_in_restart=True)))) == []
+
+
+def test_a_stopped_or_timed_out_execution_may_have_saved_its_job_first_but_a_failed_one_not() -> None:
+    job, run = saved_job("j000")
+
+    assert check_all(observe((job, replace(run, status="ABORTED")))) == []
+    assert check_all(observe((job, replace(run, status="TIMED_OUT")))) == []
+    job.stopped = True  # the soak's own StopExecution came mid-encode: before any save
+    assert [v.message for v in check_all(observe((job, replace(run, status="ABORTED"))))] == [
+        "valid: the job is saved, not failed ABORTED"
+    ]
 
 
 def test_an_id_conflict_must_fail_and_leave_the_existing_job_alone() -> None:
@@ -199,8 +223,16 @@ def test_an_id_conflict_must_fail_and_leave_the_existing_job_alone() -> None:
 
 def test_execution_and_record_must_agree() -> None:
     job, run = saved_job("j000")
+    failed, failed_run = failed_job(hostile("j001", "bad_media", "random-bytes"))
 
-    assert "consistent" in invariants(observe((job, replace(run, status="FAILED"))))
+    found = check_all(
+        observe((job, replace(run, status="FAILED")), (failed, replace(failed_run, status="SUCCEEDED")))
+    )
+
+    assert [str(v) for v in found if v.invariant == "consistent"] == [
+        "[consistent] j000: valid: execution FAILED, job saved",
+        "[consistent] j001: bad_media/random-bytes: execution SUCCEEDED, job failed",
+    ]
 
 
 def test_outputs_exactly_one_for_saved_none_for_failed_no_strays() -> None:
@@ -366,3 +398,36 @@ def test_percentile_is_nearest_rank() -> None:
     assert percentile([], 0.5) is None
     assert percentile([4.0, 1.0, 3.0, 2.0], 0.5) == 2.0
     assert percentile([float(n) for n in range(1, 101)], 0.95) == 95.0
+
+
+def test_the_report_counts_times_faults_and_invariants(tmp_path: Path) -> None:
+    saved, saved_run = saved_job("j000")
+    failed, failed_run = failed_job(hostile("j001", "bad_media", "random-bytes"))
+    failed.outputs = ["videos/vid-j001/clip_360p.mp4"]
+    obs = observe((saved, saved_run), (failed, replace(failed_run, stopped=110.0)))
+    faults = [
+        FaultRecord("task_sigkill", 3.0, "j000", "SIGKILL"),
+        FaultRecord("restart", 5.0, None, "-", False),
+    ]
+    result = SoakResult(
+        config=SoakConfig(jobs=2, restart=False), run_id="soaktest", started_at="2026-01-02T03:04:05+00:00",
+        seconds=12.5, observation=obs, violations=check_all(obs), throttle={"seen": 40, "throttled": 3},
+        faults=faults, mix=Mix(jobs=[saved.spec, failed.spec]),
+    )  # fmt: skip
+
+    path = write_report(result, tmp_path)
+
+    text = path.read_text(encoding="utf-8")
+    assert path.name == "soak-20260102T030405.md" and (tmp_path / "soak-latest.md").read_text() == text
+    assert "**1 saved + 1 failed = 2**" in text
+    assert "| valid jobs, saved | 1 | 4.0 | 4.0 |" in text and "| every execution | 2 | 4.0 | 10.0 |" in text
+    assert "| task_sigkill | 1 | 0 |" in text and "| restart | 0 | 1 |" in text
+    assert "DynamoDB: 3 of 40 calls answered ProvisionedThroughputExceededException." in text
+    assert "| outputs | 1 |" in text and "| terminal | ok |" in text
+    assert "- j001: bad_media/random-bytes: failed, yet outputs ['videos/vid-j001/clip_360p.mp4']" in text
+    detail = json.loads(path.with_suffix(".json").read_text())
+    assert (detail["saved"], detail["failed"], detail["violations"]) == (1, 1, 1)
+    assert detail["violation_list"] == [
+        {"invariant": "outputs", "subject": "j001",
+         "message": "bad_media/random-bytes: failed, yet outputs ['videos/vid-j001/clip_360p.mp4']"}
+    ]  # fmt: skip
