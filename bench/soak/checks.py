@@ -217,11 +217,7 @@ def _conflict(job: JobView, run: ExecutionView | None) -> list[str]:
     if run is not None and run.status == "SUCCEEDED":
         problems.append("an existing job id with another request SUCCEEDED instead of failing as a conflict")
     target = job.target_record
-    if (
-        target is not None
-        and job.target_execution is not None
-        and target.execution_arn != job.target_execution
-    ):
+    if target is not None and job.target_executions and target.execution_arn not in job.target_executions:
         problems.append(f"the existing job's record now names execution {target.execution_arn}")
     return problems
 

@@ -86,7 +86,7 @@ class JobView:
     process_last_seen: float | None = None  # epoch seconds a process of this job was last alive
     rejection_events: int = 0  # bad_sidecar: "VidP Upload Rejected" events naming its key
     target_record: RecordView | None = None  # job_id_conflict: the record of the job it collides with
-    target_execution: str | None = None  # ... and the execution that owns that job
+    target_executions: list[str] = field(default_factory=list)  # ... and the executions of that job
     stopped: bool = False  # a StopExecution of its execution was accepted
     timeline: str = ""  # how its execution went, state by state (kept for jobs not saved)
     video_uri: str | None = None  # uploads: the incoming/ object whose events start the job

@@ -134,8 +134,8 @@ def kill(pid: int, sig: signal.Signals) -> bool:
 class ProcessWatch:
     """Samples the run's processes from a background thread (every ``interval`` s).
 
-    It keeps, per job id, when a process of that job was last alive, and reports an ffmpeg whose
-    parent is no task of the run (its task died and it kept running) for longer than
+    It keeps, per job id, when a process of that job was last alive, and reports a job's ffmpeg
+    whose parent is no task of the run (its task died and it kept running) for longer than
     ``orphan_seconds``. ``wait_for_ffmpeg`` lets a fault wait until a job is mid-encode.
     """
 
@@ -193,7 +193,7 @@ class ProcessWatch:
             for proc in procs:
                 if proc.job_id:
                     self.last_seen[proc.job_id] = now
-                if proc.name == "ffmpeg" and proc.ppid not in tasks:
+                if proc.name == "ffmpeg" and proc.job_id and proc.ppid not in tasks:
                     since = self._orphaned_since.setdefault(proc.pid, now)
                     if now - since >= self._orphan_seconds:
                         problem = (

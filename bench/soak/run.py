@@ -474,7 +474,9 @@ class _Soak:
                 if again not in view.executions:
                     view.executions.append(again)
                 # Under another name, as a second caller would: the job's own guard must hold.
-                self._start_raw(view, execution_input(request), f"{self.run_id}-{spec.key}-again")
+                self._start_raw(
+                    view, execution_input(request), f"{self.run_id}-{spec.key}-again", first=False
+                )
         elif kind == "non_object":
             self._start_raw(view, media.non_object(spec.variant))
         elif kind == "failure_key":
@@ -493,8 +495,9 @@ class _Soak:
             self.watchers.append(watcher)
             watcher.start()
 
-    def _start_raw(self, view: JobView, payload: Any, name: str | None = None) -> None:
-        """StartExecution with this input as it is (boto3, as any caller could)."""
+    def _start_raw(self, view: JobView, payload: Any, name: str | None = None, *, first: bool = True) -> None:
+        """StartExecution with this input as it is (boto3, as any caller could); ``first``: the
+        submission itself, whose refusal is its outcome (a duplicate's refusal is only noted)."""
         try:
             started = self.local.client("stepfunctions").start_execution(
                 stateMachineArn=self.local.state_machine_arn,
@@ -502,7 +505,11 @@ class _Soak:
                 input=json.dumps(payload),
             )
         except ClientError as err:
-            view.refused = str(err.response.get("Error", {}).get("Code", "ClientError"))
+            code = str(err.response.get("Error", {}).get("Code", "ClientError"))
+            if first:
+                view.refused = code
+            else:
+                self.say(f"{view.spec.key}: the second start under another name was refused: {code}")
             return
         view.executions.append(str(started["executionArn"]))
 
@@ -510,7 +517,7 @@ class _Soak:
         target = self.views[spec.target] if spec.target else None
         if target is None or target.job_id is None:
             raise LocalAwsError(f"{spec.key}: no job to collide with")
-        view.target_execution = target.executions[0] if target.executions else None
+        view.target_executions = list(target.executions)
         payload = {**self._fields(spec), "job_id": target.job_id}
         self._start_raw(view, payload)
 

@@ -204,7 +204,7 @@ def test_an_id_conflict_must_fail_and_leave_the_existing_job_alone() -> None:
     target, target_run = saved_job("j000")
     conflict = JobView(
         spec=hostile("j001", "job_id_conflict", "other-request"), job_id=target.job_id, submitted=True,
-        executions=[ARN + "conflict"], target_record=target.record, target_execution=target_run.arn,
+        executions=[ARN + "conflict"], target_record=target.record, target_executions=[target_run.arn],
     )  # fmt: skip
     succeeded = execution("conflict", "SUCCEEDED")
 
