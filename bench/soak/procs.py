@@ -103,8 +103,8 @@ class ProcessTable:
             identity = self._identities[key]
             if identity is not None:
                 found.append(Proc(pid=pid, ppid=ppid, name=identity[0], job_id=identity[1]))
-            elif comm != "ffmpeg" and not comm.startswith("python"):
-                self._others.add(pid)  # it could still exec into ffmpeg: not if it is neither
+            elif uptime - started >= _YOUNG_SECONDS and comm != "ffmpeg" and not comm.startswith("python"):
+                self._others.add(pid)  # long past its exec, and neither: it never will be
         return found
 
 

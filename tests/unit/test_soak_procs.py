@@ -53,6 +53,17 @@ def test_finds_the_runs_ffmpeg_and_not_another_runs(started: list[subprocess.Pop
     assert scan_until(ProcessTable("run-a"), 1) == {(ours.pid, "ffmpeg", "job-1")}
 
 
+def test_a_process_seen_before_its_exec_is_found_once_it_is_ffmpeg(
+    started: list[subprocess.Popen[bytes]],
+) -> None:
+    # A child is seen first with its parent's name (a shell here, pytest or python in the soak).
+    shell = spawn(started, ["sh", "-c", "sleep 0.5; exec " + " ".join(LONG_FFMPEG)], "run-d", "job-5")
+    table = ProcessTable("run-d")
+    assert table.scan() == []
+
+    assert scan_until(table, 1) == {(shell.pid, "ffmpeg", "job-5")}
+
+
 def test_an_ffmpeg_whose_parent_is_no_task_of_the_run_is_reported_as_orphaned(
     started: list[subprocess.Popen[bytes]],
 ) -> None:
