@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup system-deps demo test lint typecheck unit bench clean
+.PHONY: setup system-deps demo test lint typecheck unit bench soak clean
 
 ## setup: system packages (ffmpeg with libass, fonts) + .venv with the package and dev tools
 setup: system-deps $(STAMP)
@@ -35,6 +35,13 @@ typecheck: $(STAMP)
 ## bench: measure the engine against the reference two-pass approach (bench/results/)
 bench: setup
 	$(BIN)/python -m bench.run
+
+## soak: JOBS jobs (default 300) through the local AWS under injected faults and hostile inputs;
+## exits 1 if an invariant broke (report: bench/results/soak-*.md). SOAK_ARGS: e.g. --no-restart --seed 2
+JOBS      ?= 300
+SOAK_ARGS ?=
+soak: setup
+	$(BIN)/python -m bench.soak --jobs $(JOBS) $(SOAK_ARGS)
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache

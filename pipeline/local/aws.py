@@ -34,6 +34,7 @@ from pipeline.local import lambdas, workarounds
 from pipeline.local.clients import FAKE_ACCESS_KEY, FAKE_SECRET_KEY, make_client
 from pipeline.local.datadir import SNAPSHOT_SECONDS, DataDir, PeriodicSnapshots, Restored, take_snapshot
 from pipeline.local.ecs_runner import EcsRunner
+from pipeline.local.faults import DynamoDbThrottle
 from pipeline.local.guard import refuse_browsers
 from pipeline.local.resources import (
     ACCOUNT,
@@ -135,6 +136,8 @@ class LocalAws:
             UploadStarter(self, sidecar_wait_seconds=sidecar_wait_seconds) if start_from_uploads else None
         )
         self.watcher: ExecutionWatcher | None = ExecutionWatcher(self) if reconcile else None
+        # Off until asked for: ``aws.dynamodb_throttle.throttle(fraction=0.2)`` (pipeline.local.faults).
+        self.dynamodb_throttle = DynamoDbThrottle()
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -258,6 +261,7 @@ class LocalAws:
             raise LocalAwsError(f"moto server did not start in {START_TIMEOUT_SECONDS:g} s")
         refuse_browsers(server)  # no web page may drive the local AWS (installed before moto's reset)
         self._server = server
+        self.dynamodb_throttle.install(server)
         self._port = server.get_host_and_port()[1]
 
     def _configure_moto(self) -> None:
