@@ -380,7 +380,7 @@ def scratch(obs: Observation) -> list[Violation]:
 
 
 def secrets(obs: Observation) -> list[Violation]:
-    """The callback URL's query (a token) never reaches the execution history."""
+    """The callback URL's query (a token) is in no history event after the caller's own input."""
     return [
         Violation(
             "secrets", job.spec.key, f"the callback URL's token is in {job.token_in_history} history events"

@@ -243,6 +243,8 @@ class _Soak:
             "allow_loopback": True,
             "task_environment": environment,
             "max_concurrent_tasks": self.config.in_flight,
+            # A video whose sidecar never comes is rejected after this wait (5 min by default).
+            "sidecar_wait_seconds": 3,
         }
         if self.config.restart and supports_data_dir():
             options["data_dir"] = self.data_dir
@@ -1000,7 +1002,20 @@ def _timeline(aws: LocalAws, arn: str) -> str:
 
 
 def _count_in_history(aws: LocalAws, arn: str, token: str) -> int:
-    return sum(1 for event in aws.history(arn) if token in json.dumps(event, default=str))
+    """History events after the caller's own input that carry ``token``.
+
+    The input a caller gives StartExecution is in the history as given (ExecutionStarted, and
+    ValidateInput's entry and Lambda input, retries included): from the first later state on,
+    nothing may carry it (the URL lives in the job record).
+    """
+    count, past_the_input = 0, False
+    for event in aws.history(arn):
+        entered = event.get("stateEnteredEventDetails", {}).get("name")
+        if entered is not None and entered != "ValidateInput":
+            past_the_input = True
+        if past_the_input and token in json.dumps(event, default=str):
+            count += 1
+    return count
 
 
 def _task_jobs(aws: LocalAws, task_arns: list[str]) -> dict[str, str]:

@@ -67,7 +67,10 @@ def notify(notice: CompletedNotice | FailedNotice, settings: StepSettings) -> Ca
         jobs_table.record_callback(payload.video_id, delivery, table=settings.table_name)
     # The event carries no presigned URL: it is a bearer credential meant for the caller alone.
     detail = {key: value for key, value in document.items() if key != "file_url"}
-    events.put_event(detail_type, detail, bus=settings.event_bus_name)
+    if payload.video_id is not None:
+        events.put_event(detail_type, detail, bus=settings.event_bus_name)
+    # else: a duplicate or conflicting request failed; the job it named belongs to another
+    # execution, whose outcome is that job's (an event here would say the job failed).
     _log.info(
         "notified",
         extra={

@@ -234,8 +234,7 @@ def test_an_existing_job_id_with_another_request_is_a_conflict_and_leaves_the_jo
     assert after == saved  # untouched: same status, execution, output, callback
     assert keys(aws, f"videos/{saved.video_id}/") == outputs
     assert [c.payload["status"] for c in callbacks_for(receiver, "order-1")] == ["completed"]
-    [event] = failed_events(aws, "order-1")
-    assert event["detail"]["error_code"] == "JOB_CONFLICT"
+    assert failed_events(aws, "order-1", timeout=1.0) == []  # job order-1 did not fail
 
 
 # --- 8. executions that skip every Catch ------------------------------------------------------------
