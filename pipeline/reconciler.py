@@ -120,7 +120,9 @@ def ended_failure(ended: ExecutionEnded, raw: Any, state: str | None) -> Failure
 
     if ended.status == "ABORTED":
         cause = failures.one_line(failures.cause_text(ended.cause), 200)
-        text = f"the execution was stopped in {where}" + (f": {cause}" if cause else "")
+        text = (
+            "the execution was stopped" + (f" in {state}" if state else "") + (f": {cause}" if cause else "")
+        )
         return failure(failures.ABORTED, text, "ExecutionAborted")
     if ended.status == "TIMED_OUT":
         return failure(

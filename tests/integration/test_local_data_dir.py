@@ -240,3 +240,40 @@ def test_vidp_commands_say_one_line_about_a_corrupt_folder(tmp_path: Path) -> No
         assert done.returncode == 2, done
         assert done.stderr.count("\n") == 1 and done.stderr.startswith("vidp: error: "), done.stderr
         assert "vidp-local.json is corrupt" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_job_in_flight_when_the_local_aws_stopped_ends_failed_aborted_with_its_callback(
+    tmp_path: Path, clip: ClipFactory
+) -> None:
+    import time
+
+    from pipeline.local.receiver import CallbackReceiver
+
+    folder = tmp_path / "data"
+    video = clip("clip.mp4", seconds=1.0)
+    secret = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # the caller's receiver outlives both runs
+    with LocalServer() as srt_server, CallbackReceiver(secret) as receiver:
+        first = LocalAws(data_dir=folder, allow_loopback=True)
+        with first:
+            first.client("s3").upload_file(str(video), first.bucket, "uploads/held/clip.mp4")
+            request = {
+                "video": {"s3_uri": f"s3://{first.bucket}/uploads/held/clip.mp4"},
+                "subtitles": {"url": srt_server.route("/held.srt", hold)},
+                "resolution": "360p",
+                "callback_url": receiver.url,
+            }
+            first.start_job(request)
+            assert len(srt_server.wait_for(1, timeout=EXECUTION_TIMEOUT)) == 1, "FetchSubtitles never fetched"
+            video_id = video_id_for(JobRequest.model_validate(request).resolved_job_id())
+            before = read_record(first, video_id)
+            assert before is not None and before.status == "processing"
+        # stopped mid-job: the record may be reconciled now (the watcher) or at the next start
+        second = LocalAws(data_dir=folder, allow_loopback=True)
+        with second:
+            deadline = time.monotonic() + 30
+            while (record := read_record(second, video_id)) is None or record.status != "failed":
+                assert time.monotonic() < deadline, record
+                time.sleep(0.05)
+            assert (record.error_code, record.execution_arn) == ("ABORTED", before.execution_arn)
+        callbacks = [c for c in receiver.wait_for(1, timeout=15) if c.payload.get("status") == "failed"]
+    assert callbacks and callbacks[0].payload["error_code"] == "ABORTED"
