@@ -60,8 +60,9 @@ from pipeline.local.aws import LocalAws, LocalAwsError
 from pipeline.local.ecs_runner import Failure
 from pipeline.logs import configure as configure_step_logs
 from pipeline.models import JobRequest, video_id_for
-from pipeline.starter import SIDECAR_SUFFIX, execution_input
+from pipeline.starter import execution_input
 from pipeline.timeline import build_timeline
+from pipeline.uploads import SIDECAR_SUFFIX
 from tests.support.server import LocalServer, Reply, Writer
 
 OTHER_BUCKET = "vidp-soak-other"
@@ -248,9 +249,13 @@ class _Soak:
         }
         if self.config.restart and supports_data_dir():
             options["data_dir"] = self.data_dir
-        aws = LocalAws(**options).start()
-        self.aws = aws
+        aws = LocalAws(**options)
+        # Known before start: a restarted local AWS reconciles (and calls back) as it starts.
         self.secrets.append(aws.webhook_secret)
+        aws.start()
+        if aws.webhook_secret not in self.secrets:
+            self.secrets.append(aws.webhook_secret)
+        self.aws = aws
         if self.config.heartbeat_seconds is not None:
             deploy_heartbeat(aws, self.config.heartbeat_seconds)
 
@@ -275,7 +280,22 @@ class _Soak:
         stats = aws.dynamodb_throttle.stats.as_json()
         self.throttle_stats["seen"] += stats["seen"]
         self.throttle_stats["throttled"] += stats["throttled"]
-        aws.stop()
+        # Stopping reconciles the executions it stops (events put on this instance's bus): keep
+        # reading them until the server is gone.
+        stopped = threading.Event()
+        reader = threading.Thread(target=self._read_events_until, args=(aws, stopped), daemon=True)
+        reader.start()
+        try:
+            aws.stop()
+        finally:
+            stopped.set()
+            reader.join(timeout=10)
+
+    def _read_events_until(self, aws: LocalAws, stopped: threading.Event) -> None:
+        while not stopped.is_set():
+            with contextlib.suppress(*_RETRYABLE):  # the server is going away
+                self._drain_events(aws)
+            stopped.wait(0.1)
 
     def _restart(self) -> None:
         if not supports_data_dir():
