@@ -163,6 +163,10 @@ class StepFunctions(Construct):
         # The job record only, by key: no index access (CDK's table.grant would add index/*).
         for step in ("ValidateInput", "Notify"):
             f[step].add_to_role_policy(self._record_items())
+        # FetchSubtitles reads the record only: is the job still processing after its write?
+        f["FetchSubtitles"].add_to_role_policy(
+            iam.PolicyStatement(actions=["dynamodb:GetItem"], resources=[self._table.table_arn])
+        )
         self.event_bus.grant_put_events_to(f["Notify"])
         self.webhook_secret.grant_read(f["Notify"])
         for function in self.functions.values():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from pipeline.adapters import http, s3
+from pipeline.adapters import http, jobs_table, s3
 from pipeline.adapters.s3 import S3Uri
 from pipeline.failures import (
     HttpUnavailable,
@@ -40,11 +40,14 @@ def fetch_subtitles(job: Job, settings: StepSettings) -> SubtitlesFetched:
     else:  # SubtitleSource's validator makes this unreachable
         raise InvalidSubtitles("the job names no subtitle source")
     clean = sanitize_srt(data, max_bytes=settings.max_subtitle_bytes, max_cues=settings.max_cues)
-    s3.put_bytes(
-        S3Uri(job.bucket, job.work.subtitles),
-        clean.text.encode("utf-8"),
-        content_type="text/plain; charset=utf-8",
-    )
+    stored = S3Uri(job.bucket, job.work.subtitles)
+    s3.put_bytes(stored, clean.text.encode("utf-8"), content_type="text/plain; charset=utf-8")
+    record = jobs_table.get(job.video_id, table=settings.table_name)
+    if record is None or record.job_id != job.job_id or record.status != "processing":
+        # The job ended (stopped, timed out) while this step ran, and whoever ended it has
+        # cleaned work/, maybe before this write: take it back, so nothing of the job is left.
+        s3.delete(stored)
+        _log.warning("job ended while its subtitles were fetched", extra={"job_id": job.job_id})
     return SubtitlesFetched(
         key=job.work.subtitles, cues=clean.cues, encoding=clean.encoding, dropped=clean.dropped
     )

@@ -36,6 +36,7 @@ from pipeline.task.reporting import (
     ProgressRecorder,
     Reporter,
     error_code,
+    job_still_processing,
     log,
     report_failure,
 )
@@ -138,7 +139,16 @@ def run_with_reporting(
         # Entered last, so removed first, while the heartbeats still tell Step Functions we work.
         scratch = stack.enter_context(files.scratch_folder(config.work_dir))
         progress = ProgressLog(config.job_id, record)
-        return variant.run(config, Workspace(scratch=scratch, engine=engine, on_progress=progress))
+        workspace = Workspace(scratch=scratch, engine=engine, on_progress=progress)
+        if record is not None and report.table_name and report.video_id:
+            video_id, table = report.video_id, report.table_name
+            workspace = Workspace(
+                scratch=scratch,
+                engine=engine,
+                on_progress=progress,
+                still_ours=lambda: job_still_processing(video_id, config.job_id, table),
+            )
+        return variant.run(config, workspace)
 
 
 def stop_on_signals() -> None:

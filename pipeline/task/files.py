@@ -131,3 +131,9 @@ def upload_output(path: Path, uri: S3Uri) -> None:
 def write_manifest(uri: S3Uri, manifest: BaseModel) -> None:
     """Write the job's manifest: last, after every output it names is complete."""
     s3.put_json(uri, manifest.model_dump(mode="json"))
+
+
+def delete_outputs(*uris: S3Uri) -> None:
+    """Delete what the task wrote (a job that ended meanwhile keeps nothing of it)."""
+    for uri in uris:
+        s3.delete(uri)

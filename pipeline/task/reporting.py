@@ -209,3 +209,18 @@ class ProgressRecorder:
             jobs_table.set_progress(self.video_id, self.job_id, percent, table=self.table)
         except Exception as err:  # progress is informative: never let it fail the job
             log("progress_not_recorded", self.job_id, percent=percent, error=type(err).__name__)
+
+
+def job_still_processing(video_id: str, job_id: str, table: str) -> bool:
+    """The encode is done (progress 100) if the record still has this job ``processing``; False
+    once the job was ended by someone else (stopped, timed out, marked failed).
+
+    A DynamoDB error counts as still processing: Finalise and MarkFailed decide from there.
+    """
+    from pipeline.adapters import jobs_table  # only the Step Functions path needs DynamoDB
+
+    try:
+        return jobs_table.set_progress(video_id, job_id, 100.0, table=table)
+    except Exception as err:  # informative, like progress: never fails the job by itself
+        log("progress_not_recorded", job_id, percent=100.0, error=type(err).__name__)
+        return True

@@ -9,7 +9,7 @@ variant raises the pipeline's typed errors; the runtime turns them into exit cod
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic, TypeVar
 
@@ -33,6 +33,9 @@ class Workspace:
     engine: EngineSettings
     on_progress: ProgressCallback
     """Encode progress (0-100): logged, and recorded on the job when Step Functions waits."""
+    still_ours: Callable[[], bool] = field(default=lambda: True)
+    """Whether the job is still this task's to finish (its record still ``processing`` it): asked
+    after the outputs are written, since the job may have been stopped meanwhile."""
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline.failures import TaskStopped
 from pipeline.media.engine import burn
 from pipeline.models import EncodeResult, TaskManifest
 from pipeline.task import files
@@ -43,6 +44,11 @@ def run(config: TaskConfig, workspace: Workspace) -> TaskManifest:
     log("uploaded", config.job_id, output_uri=str(config.output_uri), size=result.size)
     manifest = make_manifest(config, result)
     files.write_manifest(config.manifest_location, manifest)
+    if not workspace.still_ours():
+        # Stopped (or failed) while this task ran: whoever ended the job has cleaned work/, maybe
+        # before these writes landed. Take them back, so nothing of the job stays behind.
+        files.delete_outputs(config.output_uri, config.manifest_location)
+        raise TaskStopped(f"job {config.job_id} ended while its task ran: its output is removed")
     return manifest
 
 

@@ -377,3 +377,31 @@ def test_a_font_from_another_bucket_is_refused_like_a_video_from_there(
     assert callback.payload["error_code"] == "INVALID_INPUT"
     assert keys(aws, "work/foreign-font/") == []
     assert len(aws.ecs_runner.runs) == runs_before  # no task ever read it
+
+
+# --- 8 (continued). a task that finishes after its job was ended keeps nothing ------------------------
+
+
+def test_a_task_finishing_after_its_job_ended_takes_its_output_back(aws: LocalAws, video: str) -> None:
+    from pipeline.adapters import jobs_table
+
+    assert aws.ecs_runner is not None
+    runs_before = len(aws.ecs_runner.runs)
+    arn = start(aws, valid(video, job_id="ended-under-task"))
+    wait_until_entered(aws, arn, "BurnAndCompress")
+    # Someone else ended the job meanwhile (a reconciler, an operator) and cleaned work/: the
+    # task still encodes and uploads, and must take back what it wrote.
+    record = wait_for_record(aws, video_id_for("ended-under-task"), "processing")
+    assert jobs_table.mark_failed(
+        record.video_id, record.job_id, error_code="ABORTED", error_message="ended elsewhere",
+        failed_state="BurnAndCompress", now=jobs_table.now_iso(), table=aws.table_name,
+        client=aws.client("dynamodb"),
+    )  # fmt: skip
+
+    assert aws.wait(arn, DEADLINE)["status"] == "FAILED"
+    runs = aws.ecs_runner.wait_for_runs(runs_before + 1, timeout=30)[runs_before:]
+    assert runs and all("ended while its task ran" in run.stderr for run in runs), [r.stderr for r in runs]
+    assert keys(aws, "work/ended-under-task/") == []
+    assert keys(aws, f"videos/{record.video_id}/") == []
+    after = read_record(aws, record.video_id)
+    assert after is not None and (after.status, after.error_code) == ("failed", "ABORTED")

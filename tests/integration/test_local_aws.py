@@ -466,14 +466,14 @@ def test_an_upload_without_a_job_description_starts_nothing_while_it_waits_for_o
 def test_a_task_whose_state_timed_out_stops_itself(
     aws: LocalAws, ffmpeg_state: dict[str, Any], clip: ClipFactory
 ) -> None:
-    # An encode of ~10 s under a state that gives up after 6 s (and needs a heartbeat every 4 s:
+    # An encode of ~20 s under a state that gives up after 12 s (and needs a heartbeat every 8 s:
     # the task's first one follows its start, which takes seconds on a loaded machine).
-    state = {**ffmpeg_state["States"]["BurnAndCompress"], "TimeoutSeconds": 6, "HeartbeatSeconds": 4}
+    state = {**ffmpeg_state["States"]["BurnAndCompress"], "TimeoutSeconds": 12, "HeartbeatSeconds": 8}
     state.pop("Retry")
     definition = {**ffmpeg_state, "States": {**ffmpeg_state["States"], "BurnAndCompress": state}}
     s3 = aws.client("s3")
     s3.upload_file(
-        str(clip("long.mp4", width=640, height=360, seconds=8, fps=30)), aws.bucket, "incoming/t3/a.mp4"
+        str(clip("long.mp4", width=640, height=360, seconds=16, fps=30)), aws.bucket, "incoming/t3/a.mp4"
     )
     s3.put_object(Bucket=aws.bucket, Key="work/t3/subtitles.srt", Body=SIMPLE_SRT)
     payload = job_input(aws, "t3", "incoming/t3/a.mp4")

@@ -6,6 +6,7 @@ import socket
 
 import pytest
 
+from pipeline.adapters import jobs_table
 from pipeline.failures import InvalidSubtitles, SubtitleFetchFailed, UnsafeUrl
 from pipeline.models import Job, SubtitlesFetched
 from pipeline.steps.fetch_subtitles import handler
@@ -13,6 +14,7 @@ from pipeline.steps.settings import step_settings
 from tests.support.aws import (
     BUCKET,
     SRT,
+    TABLE,
     Aws,
     claim,
     request,
@@ -179,3 +181,16 @@ def test_given_an_srt_with_thousands_of_cues_at_one_instant_when_fetched_then_in
         "SRT file has 5000 cues on screen at once at 00:00:01,000; at most 15 can overlap"
     )
     assert aws.keys("work/") == []
+
+
+def test_given_the_job_ended_while_fetching_when_stored_then_nothing_is_left_in_work(aws: Aws) -> None:
+    job = claim(request(aws))
+    # Stopped meanwhile: the reconciler marked it failed and cleaned work/ before this write.
+    assert jobs_table.mark_failed(
+        job.video_id, job.job_id, error_code="ABORTED", error_message="stopped",
+        failed_state="FetchSubtitles", now=jobs_table.now_iso(), table=TABLE,
+    )  # fmt: skip
+
+    fetch(job)
+
+    assert aws.keys(job.work.prefix) == []
