@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 from pipeline.failures import InvalidStyle
+from pipeline.processes import die_with_parent
 
 MAX_FONT_BYTES = 50 * 1024 * 1024
 _FAMILY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _-]{0,63}$")
@@ -47,6 +48,7 @@ def font_name(path: Path) -> str | None:
             timeout=30,
             check=False,
             stdin=subprocess.DEVNULL,
+            preexec_fn=die_with_parent(),
         )
     except (OSError, subprocess.TimeoutExpired):
         return None

@@ -11,6 +11,7 @@ from typing import Any
 from pipeline.config import EngineSettings, engine_settings
 from pipeline.failures import InvalidMedia
 from pipeline.models import AudioStream, MediaInfo, VideoStream
+from pipeline.processes import die_with_parent
 
 # Demuxers that read other files or URLs named inside the input: never followed.
 _PLAYLIST_FORMATS = {"hls", "concat", "ffconcat", "dash", "webm_dash_manifest", "m3u8", "tee"}
@@ -52,6 +53,7 @@ def run_ffprobe(path: Path, settings: EngineSettings) -> dict[str, Any]:
             timeout=settings.probe_timeout_seconds,
             check=False,
             stdin=subprocess.DEVNULL,
+            preexec_fn=die_with_parent(),
         )
     except subprocess.TimeoutExpired:
         raise InvalidMedia(

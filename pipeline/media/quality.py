@@ -10,6 +10,7 @@ from pipeline.config import EngineSettings, engine_settings
 from pipeline.failures import TranscodeFailed, TranscodeTimeout
 from pipeline.media.probe import ffmpeg_input
 from pipeline.models import QualityScore
+from pipeline.processes import die_with_parent
 
 _SSIM = re.compile(r"SSIM .*All:([0-9.]+)")
 _PSNR = re.compile(r"PSNR .*average:([0-9.]+|inf)")
@@ -44,7 +45,13 @@ def measure_quality(
     argv = quality_command(output, source, width, height, threads=threads, ffmpeg=ffmpeg)
     try:
         done = subprocess.run(
-            argv, capture_output=True, text=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=die_with_parent(),
         )
     except subprocess.TimeoutExpired:
         raise TranscodeTimeout(f"quality measurement ran longer than {timeout:g} s") from None
