@@ -466,7 +466,7 @@ def test_an_upload_without_a_job_description_starts_nothing_while_it_waits_for_o
 def test_a_task_whose_state_timed_out_stops_itself(
     aws: LocalAws, ffmpeg_state: dict[str, Any], clip: ClipFactory
 ) -> None:
-    # An encode of ~20 s under a state that gives up after 12 s (and needs a heartbeat every 8 s:
+    # A long encode under a state that gives up after 12 s (and needs a heartbeat every 8 s:
     # the task's first one follows its start, which takes seconds on a loaded machine).
     state = {**ffmpeg_state["States"]["BurnAndCompress"], "TimeoutSeconds": 12, "HeartbeatSeconds": 8}
     state.pop("Retry")
@@ -477,7 +477,8 @@ def test_a_task_whose_state_timed_out_stops_itself(
     )
     s3.put_object(Bucket=aws.bucket, Key="work/t3/subtitles.srt", Body=SIMPLE_SRT)
     payload = job_input(aws, "t3", "incoming/t3/a.mp4")
-    payload["job"]["options"]["preset"] = "veryslow"
+    # veryslow up to 1080p: minutes of encoding on any machine, far past the state's 12 s.
+    payload["job"]["options"].update(preset="veryslow", resolution="1080p", upscale=True)
     assert aws.ecs_runner is not None
     runs_before = len(aws.ecs_runner.runs)
 
