@@ -168,7 +168,7 @@ def _record_table(record: JobRecord) -> Table:
     table = Table(title="job record", title_justify="left", show_header=False)
     table.add_column("field")
     table.add_column("value", overflow="fold")
-    for key, value in record.model_dump(mode="json", exclude_none=True).items():
+    for key, value in record.shown().items():
         table.add_row(key, json.dumps(value) if isinstance(value, dict | list) else str(value))
     return table
 
@@ -472,7 +472,7 @@ def executions_show(
             "status": seen.status,
             "earlier_run": seen.earlier_run,
             "timeline": [step.model_dump(mode="json") for step in seen.timeline],
-            "record": seen.record.model_dump(mode="json") if seen.record else None,
+            "record": seen.record.shown() if seen.record else None,
         }
         print(json.dumps(shown, indent=2))
         return

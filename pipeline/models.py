@@ -546,6 +546,11 @@ class JobRecord(BaseModel):
             **fields,
         )
 
+    def shown(self) -> dict[str, Any]:
+        """The record as people see it (CLI, API): without the callback URL, which may hold a
+        token, and without empty fields."""
+        return self.model_dump(mode="json", exclude_none=True, exclude={"callback_url"})
+
     @classmethod
     def claimed(cls, job: Job, request: JobRequest, *, execution_arn: str, now: str) -> JobRecord:
         """ValidateInput's record: the job is ``processing`` from now on."""

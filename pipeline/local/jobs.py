@@ -208,7 +208,7 @@ class RunResult:
             "job_id": self.job_id,
             "execution_arn": self.execution_arn,
             "output_path": self.output_path,
-            "record": record.model_dump(mode="json", exclude_none=True) if record else None,
+            "record": record.shown() if record else None,
             "timeline": [
                 {"state": run.name, "type": run.type, "seconds": run.seconds, "attempts": run.attempts,
                  "retries": run.retries, "errors": run.errors}

@@ -237,8 +237,13 @@ def vidp(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
 def test_vidp_run_prints_the_result_and_saves_the_output(clip: Path, tmp_path: Path) -> None:
     srt = tmp_path / "subs.srt"
     srt.write_bytes(SIMPLE_SRT)
-    done = vidp("run", "--video", clip, "--srt", srt, "--resolution", "360p", "--json", cwd=tmp_path)
+    with CallbackReceiver("whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw") as receiver:
+        hook = receiver.url + "?token=tok-never-shown"
+        done = vidp("run", "--video", clip, "--srt", srt, "--resolution", "360p", "--json",
+                    "--callback-url", hook, cwd=tmp_path)  # fmt: skip
+        assert receiver.wait_for(1, timeout=10)[0].path.endswith("?token=tok-never-shown")
     assert done.returncode == 0, done.stderr
+    assert "tok-never-shown" not in done.stdout + done.stderr  # the record is shown without its URL
     result = json.loads(done.stdout)
     assert result["status"] == "SUCCEEDED" and result["record"]["status"] == "saved"
     assert Path(result["output_path"]).is_file() and Path(result["output_path"]).parent == tmp_path / "out"
