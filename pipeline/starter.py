@@ -40,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.adapters import events, s3
+from pipeline.adapters.executions import stepfunctions_client
 from pipeline.adapters.s3 import S3Uri
 from pipeline.deployment import METRIC_NAMESPACE, UPLOAD_REJECTED_EVENT, UPLOADS_REJECTED_METRIC
 from pipeline.failures import JobConflict
@@ -79,13 +80,6 @@ def execution_input(request: JobRequest) -> dict[str, Any]:
 def execution_arn(state_machine_arn: str, name: str) -> str:
     """The ARN StartExecution gives an execution called ``name`` of this state machine."""
     return state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
-
-
-@lru_cache(maxsize=1)
-def stepfunctions_client() -> Any:  # no type stubs for Step Functions are installed
-    """The shared Step Functions client, built on first use."""
-    config = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
-    return boto3.client("stepfunctions", config=config)
 
 
 class Starter:

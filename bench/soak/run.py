@@ -925,17 +925,11 @@ def deploy_heartbeat(aws: LocalAws, seconds: int) -> None:
 
 
 def _list_executions(aws: LocalAws, status: str | None = None) -> list[dict[str, Any]]:
-    sfn = aws.client("stepfunctions")
-    kwargs: dict[str, Any] = {"stateMachineArn": aws.state_machine_arn, "maxResults": 1000}
+    kwargs: dict[str, Any] = {"stateMachineArn": aws.state_machine_arn}
     if status:
         kwargs["statusFilter"] = status
-    listed: list[dict[str, Any]] = []
-    while True:
-        page = sfn.list_executions(**kwargs)
-        listed.extend(page["executions"])
-        if not page.get("nextToken"):
-            return listed
-        kwargs["nextToken"] = page["nextToken"]
+    pages = aws.client("stepfunctions").get_paginator("list_executions").paginate(**kwargs)
+    return [execution for page in pages for execution in page["executions"]]
 
 
 def _executions(aws: LocalAws) -> tuple[dict[str, ExecutionView], dict[str, Any]]:

@@ -14,8 +14,9 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeline.failures import StorageFailed, StorageUnavailable
+from pipeline.adapters import aws_errors
 
+_TRANSIENT_CODES = {"ThrottlingException", "ServerException"}
 _REASON_LIMIT = 255  # StopTask's reason is at most 255 characters
 
 
@@ -37,14 +38,8 @@ def stop_video_tasks(cluster: str, video_id: str, reason: str, *, client: Any = 
             arns.extend(page.get("taskArns", []))
         for arn in arns:
             ecs.stop_task(cluster=cluster, task=arn, reason=reason[:_REASON_LIMIT])
-    except ClientError as err:
-        code = str(err.response.get("Error", {}).get("Code", ""))
-        status = int(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-        if code in {"ThrottlingException", "ServerException"} or status >= 500:
-            raise StorageUnavailable(
-                f"ECS: stop tasks of {video_id}: {code or status}, try again later"
-            ) from None
-        raise StorageFailed(f"ECS: stop tasks of {video_id}: refused ({code or status})") from None
-    except BotoCoreError as err:
-        raise StorageUnavailable(f"ECS unreachable ({type(err).__name__})") from None
+    except (ClientError, BotoCoreError) as err:
+        raise aws_errors.translate(
+            err, "ECS", f"stop tasks of {video_id}", transient=_TRANSIENT_CODES
+        ) from None
     return arns

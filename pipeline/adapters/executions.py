@@ -16,6 +16,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from pipeline.adapters import aws_errors
 from pipeline.failures import StorageFailed, StorageUnavailable
 
 _TRANSIENT_CODES = {"ThrottlingException", "ServiceUnavailable", "InternalFailure"}
@@ -97,10 +98,4 @@ def last_state(execution_arn: str, *, client: Any = None) -> str | None:
 
 
 def _error(err: ClientError | BotoCoreError, what: str) -> StorageUnavailable | StorageFailed:
-    if isinstance(err, BotoCoreError):
-        return StorageUnavailable(f"Step Functions unreachable ({type(err).__name__}): {what}")
-    code = str(err.response.get("Error", {}).get("Code", ""))
-    status = int(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-    if code in _TRANSIENT_CODES or status >= 500:
-        return StorageUnavailable(f"Step Functions: {what}: {code or status}, try again later")
-    return StorageFailed(f"Step Functions: {what}: refused ({code or status})")
+    return aws_errors.translate(err, "Step Functions", what, transient=_TRANSIENT_CODES)

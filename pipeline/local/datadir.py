@@ -546,14 +546,8 @@ def _map_binary(value: dict[str, Any], convert: Callable[[Any], Any]) -> dict[st
 
 
 def _history(sfn: Any, listed: dict[str, Any]) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"executionArn": listed["executionArn"], "maxResults": 1000}
-    while True:
-        page = sfn.get_execution_history(**kwargs)
-        events.extend(page["events"])
-        if not page.get("nextToken"):
-            return events
-        kwargs["nextToken"] = page["nextToken"]
+    pages = sfn.get_paginator("get_execution_history").paginate(executionArn=listed["executionArn"])
+    return [event for page in pages for event in page["events"]]
 
 
 def _aborted(execution: StoredExecution, stopped: datetime) -> StoredExecution:

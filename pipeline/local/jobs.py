@@ -67,15 +67,8 @@ def upload_inputs(aws: Deployment, video: Path, srt: str) -> tuple[str, dict[str
 
 def history(aws: Deployment, execution_arn: str) -> list[dict[str, Any]]:
     """Every GetExecutionHistory event, oldest first."""
-    sfn = aws.client("stepfunctions")
-    events: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
-    while True:
-        page = sfn.get_execution_history(**kwargs)
-        events.extend(page["events"])
-        if not page.get("nextToken"):
-            return events
-        kwargs["nextToken"] = page["nextToken"]
+    pages = aws.client("stepfunctions").get_paginator("get_execution_history")
+    return [event for page in pages.paginate(executionArn=execution_arn) for event in page["events"]]
 
 
 def observe(aws: Deployment, execution_arn: str) -> Observation:

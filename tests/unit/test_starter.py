@@ -18,6 +18,7 @@ from moto import mock_aws
 
 from pipeline import starter, uploads
 from pipeline.adapters import events, s3
+from pipeline.adapters.executions import stepfunctions_client
 from pipeline.deployment import EVENT_SOURCE, METRIC_NAMESPACE, UPLOADS_REJECTED_METRIC
 from pipeline.failures import JobConflict
 from pipeline.models import JobRequest
@@ -73,7 +74,7 @@ class Moto:
 
 
 def _clear_caches() -> None:
-    for factory in (starter.stepfunctions_client, starter.sqs_client, events.events_client, s3.s3_client):
+    for factory in (stepfunctions_client, starter.sqs_client, events.events_client, s3.s3_client):
         factory.cache_clear()
     starter._upload_settings.cache_clear()
 
