@@ -60,11 +60,26 @@ TABLE_KEY = "video_id"
 """The partition key: one record per video."""
 TABLE_INDEXES: tuple[tuple[str, str, str | None], ...] = (
     ("status-created_at-index", "status", "created_at"),
-    ("source_video_id-index", "source_video_id", None),
-    ("filename-index", "filename", None),
+    ("source_video_id-index", "source_video_id", "created_at"),
+    ("filename-index", "filename", "created_at"),
     ("batch_id-index", "batch_id", "created_at"),
 )
-"""Global secondary indexes: (name, partition key, sort key or None); every key is a string."""
+"""Global secondary indexes: (name, partition key, sort key or None); every key is a string.
+
+Each is sorted by ``created_at`` so the API lists any filter newest first with one Query (seed
+000's names; an existing stack created before the sort keys must recreate the table, as
+CloudFormation changes one GSI per update and no key schema in place)."""
+
+CALLBACKS_TABLE_KEY = "task_id"
+CALLBACKS_TABLE_SORT = "webhook_id"
+"""The callback receiver's table: one item per callback received (a task may get several: a
+failure, then the success of a reprocessing), stored once per ``webhook-id``."""
+CALLBACKS_KIND = "callback"
+"""The constant partition of ``received-index``: every callback, newest first (``/test/results``)."""
+CALLBACKS_INDEXES: tuple[tuple[str, str, str | None], ...] = (
+    ("batch_id-index", "batch_id", "received_at"),
+    ("received-index", "kind", "received_at"),
+)
 
 # --- compute and events -------------------------------------------------------------------------
 
@@ -114,6 +129,11 @@ class Names:
     @property
     def table(self) -> str:
         return self.name("jobs")
+
+    @property
+    def callbacks_table(self) -> str:
+        """The callback receiver's table (seed 002's results)."""
+        return self.name("callbacks")
 
     @property
     def state_machine(self) -> str:
