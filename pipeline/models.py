@@ -515,6 +515,9 @@ class JobRecord(BaseModel):
         default=None,
         description="JobRequest.idempotency_key(): the same job id with another request conflicts",
     )
+    metadata: dict[str, Any] | None = Field(
+        default=None, description="the caller's, from the request; PATCH /api/videos/{id} may change it"
+    )
 
     @classmethod
     def new(
@@ -531,8 +534,10 @@ class JobRecord(BaseModel):
         **fields: Any,
     ) -> JobRecord:
         """The first record of a job: ValidateInput's claim, or MarkFailed's for a request that
-        never became a job. The record keeps the caller's ids and callback URL, not its metadata."""
+        never became a job. The record keeps the caller's ids, metadata and callback URL."""
         ids = labels.model_dump(include={"source_video_id", "task_id", "batch_id", "callback_url"})
+        if labels.metadata:
+            ids["metadata"] = labels.metadata
         times = {"created_at": created_at, "updated_at": updated_at}
         return cls(
             video_id=video_id_for(job_id),

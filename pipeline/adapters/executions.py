@@ -77,6 +77,15 @@ def describe(execution_arn: str, *, client: Any = None) -> Execution:
     )
 
 
+def describe_machine(state_machine_arn: str, *, client: Any = None) -> str:
+    """The state machine's status (``ACTIVE``...): the health check's question."""
+    try:
+        got = (client or stepfunctions_client()).describe_state_machine(stateMachineArn=state_machine_arn)
+    except (ClientError, BotoCoreError) as err:
+        raise _error(err, f"describe {state_machine_arn.rpartition(':')[2]}") from None
+    return str(got.get("status", "ACTIVE"))
+
+
 def last_state(execution_arn: str, *, client: Any = None) -> str | None:
     """The state the execution entered last (where it was when stopped), or None."""
     try:

@@ -229,6 +229,125 @@ def _update(
     return True
 
 
+# --- the API's reads and the caller's writes ---------------------------------------------------
+
+
+def query(
+    index: str,
+    key: str,
+    value: str,
+    *,
+    limit: int,
+    start: dict[str, Any] | None = None,
+    newest_first: bool = True,
+    equals: dict[str, str] | None = None,
+    table: str,
+    client: Any = None,
+) -> tuple[list[JobRecord], dict[str, Any] | None]:
+    """Up to ``limit`` records whose ``key`` is ``value`` in ``index`` (sorted by its sort key),
+    after ``start``; and where the next page starts (None: no more). ``equals`` narrows the
+    records further (a filter: DynamoDB reads then drops, so pages are refilled until full)."""
+    names = {"#k": key}
+    values: dict[str, Any] = {":k": value}
+    request: dict[str, Any] = {
+        "TableName": table,
+        "IndexName": index,
+        "KeyConditionExpression": "#k = :k",
+        "ScanIndexForward": not newest_first,
+    }
+    if equals:
+        for number, (name, wanted) in enumerate(sorted(equals.items())):
+            names[f"#f{number}"], values[f":f{number}"] = name, wanted
+        request["FilterExpression"] = " AND ".join(f"#f{n} = :f{n}" for n in range(len(equals)))
+    request |= {"ExpressionAttributeNames": names, "ExpressionAttributeValues": to_item(values)}
+    found: list[JobRecord] = []
+    position = start
+    while len(found) < limit:
+        page = dict(request, Limit=limit - len(found))
+        if position:
+            page["ExclusiveStartKey"] = position
+        try:
+            answer = (client or dynamodb_client()).query(**page)
+        except (ClientError, BotoCoreError) as err:
+            raise _error(err, f"query {index}") from None
+        found.extend(JobRecord.model_validate(from_item(item)) for item in answer.get("Items", []))
+        position = answer.get("LastEvaluatedKey")
+        if not position:
+            break
+    return found, position
+
+
+def index_key(record: JobRecord, index_keys: tuple[str, ...]) -> dict[str, Any]:
+    """The ``ExclusiveStartKey`` that continues a query of an index right after ``record``."""
+    shown = record.model_dump(mode="json")
+    return to_item({name: shown[name] for name in (TABLE_KEY, *index_keys)})
+
+
+def update_caller_fields(
+    video_id: str,
+    fields: dict[str, Any],
+    *,
+    expected_updated_at: str | None,
+    now: str,
+    table: str,
+    client: Any = None,
+) -> JobRecord | None:
+    """Set fields the caller owns (metadata, display filename); the new record, or None when the
+    record is gone or was updated since ``expected_updated_at`` (a lost update avoided)."""
+    names = {f"#n{i}": name for i, name in enumerate(fields)}
+    values = {f":v{i}": value for i, value in enumerate(fields.values())} | {":now": now}
+    update = "SET " + ", ".join(f"#n{i} = :v{i}" for i in range(len(fields))) + ", updated_at = :now"
+    condition = f"attribute_exists({TABLE_KEY})"
+    if expected_updated_at is not None:
+        condition += " AND updated_at = :expected"
+        values[":expected"] = expected_updated_at
+    try:
+        answer = (client or dynamodb_client()).update_item(
+            TableName=table,
+            Key={TABLE_KEY: {"S": video_id}},
+            UpdateExpression=update,
+            ConditionExpression=condition,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=to_item(values),
+            ReturnValues="ALL_NEW",
+        )
+    except ClientError as err:
+        if _code(err) == _CONDITION_FAILED:
+            return None
+        raise _error(err, f"update {video_id}") from None
+    except BotoCoreError as err:
+        raise _error(err, f"update {video_id}") from None
+    return JobRecord.model_validate(from_item(answer["Attributes"]))
+
+
+def delete_ended(video_id: str, *, table: str, client: Any = None) -> bool:
+    """Delete the record of a job that is not processing; False if it is (or there is none)."""
+    try:
+        (client or dynamodb_client()).delete_item(
+            TableName=table,
+            Key={TABLE_KEY: {"S": video_id}},
+            ConditionExpression=f"attribute_exists({TABLE_KEY}) AND #status <> :processing",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={":processing": {"S": "processing"}},
+        )
+    except ClientError as err:
+        if _code(err) == _CONDITION_FAILED:
+            return False
+        raise _error(err, f"delete {video_id}") from None
+    except BotoCoreError as err:
+        raise _error(err, f"delete {video_id}") from None
+    return True
+
+
+def describe(*, table: str, client: Any = None) -> str:
+    """The table's status (``ACTIVE``...): the health check's question."""
+    try:
+        answer = (client or dynamodb_client()).describe_table(TableName=table)
+    except (ClientError, BotoCoreError) as err:
+        raise _error(err, f"describe {table}") from None
+    return str(answer["Table"]["TableStatus"])
+
+
 # --- errors -----------------------------------------------------------------------------------
 
 

@@ -308,6 +308,11 @@ def _presign_client(addressing_style: Literal["virtual", "path"]) -> S3Client:
     )
 
 
+def _style(uri: S3Uri) -> Literal["virtual", "path"]:
+    on_aws = (urlsplit(s3_client().meta.endpoint_url).hostname or "").endswith(".amazonaws.com")
+    return "virtual" if on_aws and "." not in uri.bucket else "path"
+
+
 def presign_get(uri: S3Uri, *, expires_in: int) -> str:
     """A GET URL for the object, valid ``expires_in`` seconds (or until the signing session ends).
 
@@ -315,14 +320,42 @@ def presign_get(uri: S3Uri, *, expires_in: int) -> str:
     bounds nothing and redirects outside us-east-1). Virtual-host style on AWS; path style for a
     custom endpoint (the local AWS) and for dotted bucket names (TLS names can't match them).
     """
-    on_aws = (urlsplit(s3_client().meta.endpoint_url).hostname or "").endswith(".amazonaws.com")
-    style: Literal["virtual", "path"] = "virtual" if on_aws and "." not in uri.bucket else "path"
     try:
-        return _presign_client(style).generate_presigned_url(
+        return _presign_client(_style(uri)).generate_presigned_url(
             "get_object", Params={"Bucket": uri.bucket, "Key": uri.key}, ExpiresIn=expires_in
         )
     except (ClientError, BotoCoreError) as err:
         raise storage_error(err, uri, reading=True) from None
+
+
+def presign_post(
+    uri: S3Uri, *, content_type: str, max_bytes: int, expires_in: int
+) -> tuple[str, dict[str, str]]:
+    """An HTML-form upload of one object: the URL and the fields to send before the file.
+
+    The policy S3 checks allows only this key, this Content-Type and at most ``max_bytes``.
+    """
+    conditions: list[Any] = [{"Content-Type": content_type}, ["content-length-range", 1, max_bytes]]
+    try:
+        post = _presign_client(_style(uri)).generate_presigned_post(
+            Bucket=uri.bucket,
+            Key=uri.key,
+            Fields={"Content-Type": content_type},
+            Conditions=conditions,
+            ExpiresIn=expires_in,
+        )
+    except (ClientError, BotoCoreError) as err:
+        raise storage_error(err, uri, reading=False) from None
+    return str(post["url"]), {str(name): str(value) for name, value in post["fields"].items()}
+
+
+def reachable(bucket: str, prefix: str, *, client: S3Client | None = None) -> bool:
+    """Whether S3 answers a listing of ``prefix`` in ``bucket`` (the health check's question)."""
+    try:
+        (client or s3_client()).list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
+    except (ClientError, BotoCoreError):
+        return False
+    return True
 
 
 # --- errors -------------------------------------------------------------------------------------

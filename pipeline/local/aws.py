@@ -505,7 +505,10 @@ def _reset_client_caches() -> None:
     would call a closed port, or sign callbacks with the previous webhook secret.
     """
     for name, module in list(sys.modules.items()):
-        if not name.startswith(("pipeline.adapters", "pipeline.steps", "pipeline.starter")) or module is None:
+        if (
+            not name.startswith(("pipeline.adapters", "pipeline.steps", "pipeline.starter", "pipeline.api"))
+            or module is None
+        ):
             continue
         for value in vars(module).values():
             if isinstance(value, _lru_cache_wrapper):

@@ -13,14 +13,17 @@ requirements moto puts on the resources, applied where they are created.
 
 from __future__ import annotations
 
+import base64
 import datetime
 import io
+import json
 import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any, cast
+from xml.sax.saxutils import escape
 
 import boto3
 import botocore.session
@@ -30,6 +33,7 @@ from botocore.model import OperationModel, ServiceModel
 from botocore.response import StreamingBody
 from moto.core.exceptions import AWSError
 from moto.core.responses import ActionResult, EmptyResult
+from moto.s3.responses import S3Response
 from moto.stepfunctions.parser import api as sfn_api
 from moto.stepfunctions.parser.api import HistoryEventType, TaskTimedOutEventDetails
 from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEvent
@@ -492,6 +496,62 @@ def stopped_execution_reported_as_failed() -> None:
     _replace(name, Environment, "set_timed_out", set_timed_out)
 
 
+def _post_policy_violation(
+    fields: Mapping[str, list[str]], body: bytes, bucket: str
+) -> tuple[int, str, str] | None:
+    """What S3 would answer a form upload its policy does not allow (status, code, message), or None."""
+    try:
+        policy = json.loads(base64.b64decode(fields["policy"][0]))
+        expires = datetime.datetime.fromisoformat(str(policy["expiration"]).replace("Z", "+00:00"))
+        conditions = list(policy.get("conditions", []))
+    except (KeyError, IndexError, ValueError, TypeError):
+        return (
+            400,
+            "InvalidPolicyDocument",
+            "Invalid Policy: the policy is not base64 JSON with an expiration",
+        )
+    if expires < datetime.datetime.now(datetime.UTC):
+        return 403, "AccessDenied", "Invalid according to Policy: Policy expired."
+    given = {name.lower(): values[0] for name, values in fields.items() if values} | {"bucket": bucket}
+    for condition in conditions:
+        if isinstance(condition, dict):
+            condition = ["eq", *next(iter(condition.items()))]
+            condition[1] = "$" + condition[1]
+        operator, *arguments = condition
+        if operator == "content-length-range":
+            low, high = (int(value) for value in arguments)
+            if not low <= len(body) <= high:
+                code = "EntityTooLarge" if len(body) > high else "EntityTooSmall"
+                return 400, code, f"Your proposed upload {len(body)} bytes is outside {low}-{high}"
+            continue
+        name, wanted = str(arguments[0]).lstrip("$").lower(), str(arguments[1])
+        value = given.get(name, "")
+        if (operator == "eq" and value != wanted) or (
+            operator == "starts-with" and not value.startswith(wanted)
+        ):
+            return 403, "AccessDenied", f"Invalid according to Policy: Policy Condition failed: {condition}"
+    return None
+
+
+def post_object_policy_not_enforced() -> None:
+    """moto stores any HTML-form upload (POST Object) whatever its policy says: size, key,
+    Content-Type, expiry. S3 refuses what the policy does not allow (400 EntityTooLarge, 403
+    AccessDenied). The API's presigned uploads rely on it: the check is done here, as S3 does."""
+
+    def _bucket_response_post(self: Any, request: Any, bucket_name: str) -> Any:
+        if "policy" in self.querystring and not self.is_delete_keys():
+            body = self.body if isinstance(self.body, bytes) else str(self.body or "").encode()
+            refused = _post_policy_violation(self.querystring, body, bucket_name)
+            if refused is not None:
+                status, code, message = refused
+                xml = "<?xml version='1.0' encoding='UTF-8'?>" + f"<Error><Code>{code}</Code>"
+                xml += f"<Message>{escape(message)}</Message></Error>"
+                return status, {"Content-Type": "application/xml"}, xml
+        return _original(S3Response, "_bucket_response_post")(self, request, bucket_name)
+
+    _replace("post_object_policy_not_enforced", S3Response, "_bucket_response_post", _bucket_response_post)
+
+
 # --- all of them ---------------------------------------------------------------------------------
 
 _PATCHES: tuple[Callable[[], None], ...] = (
@@ -503,6 +563,7 @@ _PATCHES: tuple[Callable[[], None], ...] = (
     context_times_not_in_aws_format,
     ecs_run_task_drops_started_by,
     stopped_execution_reported_as_failed,
+    post_object_policy_not_enforced,
 )
 
 
