@@ -296,6 +296,7 @@ DEFAULT_DATA_DIR = Path(".vidp-local")  # = datadir.DEFAULT_DATA_DIR, without im
 @local_app.command("up")
 def local_up(
     port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 4566,
+    api_port: Annotated[int, typer.Option(help="port of the HTTP API on 127.0.0.1 (/api/docs)")] = 8000,
     allow_loopback: Annotated[
         bool, typer.Option(help="let jobs call back / fetch SRT from 127.0.0.1 (local testing)")
     ] = False,
@@ -305,19 +306,24 @@ def local_up(
     ] = None,
     ephemeral: Annotated[bool, typer.Option(help="keep nothing: everything is gone at stop")] = False,
 ) -> None:
-    """Keep the local AWS running for boto3 and the AWS CLI (--endpoint-url); Ctrl-C stops it.
+    """Keep the local AWS and the HTTP API running (boto3, the AWS CLI, curl); Ctrl-C stops them.
 
     The bucket, the table and the executions are kept in the data folder and restored at the next start.
     """
     from pipeline.local.aws import LocalAws, LocalAwsError
     from pipeline.local.datadir import DataDirError
+    from pipeline.local.http_api import ApiServer, product_mounts
 
     if ephemeral and data_dir is not None:
         _fail("--ephemeral keeps no data folder: give --data-dir or --ephemeral, not both", EXIT_INVALID)
     folder = None if ephemeral else (data_dir or DEFAULT_DATA_DIR)
     try:
-        with LocalAws(port=port, allow_loopback=allow_loopback, data_dir=folder) as aws:
-            _serve(aws)
+        api = ApiServer(product_mounts(), port=api_port)
+    except OSError as err:
+        _fail(f"cannot serve the HTTP API on 127.0.0.1:{api_port}: {err.strerror or err}", EXIT_FAILED)
+    try:
+        with LocalAws(port=port, allow_loopback=allow_loopback, data_dir=folder) as aws, api:
+            _serve(aws, api.url)
     except DataDirError as err:
         _fail(str(err), EXIT_INVALID)
     except LocalAwsError as err:
@@ -339,11 +345,12 @@ def _data_dir_line(aws: LocalAws) -> str:
     return line
 
 
-def _serve(aws: LocalAws) -> None:
+def _serve(aws: LocalAws, api_url: str) -> None:
     """Print where everything is, then wait for Ctrl-C or SIGTERM."""
     names = aws.names
     print(f"local AWS on {aws.endpoint_url} (region us-east-1, any credentials)")
     print(_data_dir_line(aws))
+    print(f"  HTTP API       {api_url}/api   (docs: {api_url}/api/docs)")
     print(f"  state machine  {aws.state_machine_arn}")
     print(f"  bucket         {names.bucket}   (uploads under incoming/ start jobs)")
     print(f"  table          {names.table}")

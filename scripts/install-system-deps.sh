@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# Installs what pip cannot: Debian's ffmpeg (with libass) and the fonts subtitles render with.
+# Installs what pip cannot: Debian's ffmpeg (with libass) and the fonts subtitles render with,
+# and curl and jq, which the README's HTTP API examples (run by a test) use.
 # Does nothing when they are already there; needs root (or sudo) only when something is missing.
 set -euo pipefail
 
-packages=(ffmpeg fontconfig fonts-dejavu-core fonts-noto-cjk)
+packages=(ffmpeg fontconfig fonts-dejavu-core fonts-noto-cjk curl jq)
 
 have_all() {
   # Capture first: `producer | grep -q` under pipefail fails when grep exits early (SIGPIPE).
   local filters fonts
   command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || return 1
   command -v fc-list >/dev/null 2>&1 || return 1
+  command -v curl >/dev/null 2>&1 && command -v jq >/dev/null 2>&1 || return 1
   filters=$(ffmpeg -hide_banner -filters 2>/dev/null) || return 1
   fonts=$(fc-list 2>/dev/null) || return 1
   grep -q ' subtitles ' <<<"$filters" || return 1

@@ -250,3 +250,10 @@ class ApiServer:
                 return None  # request lines would carry presigned query strings: keep them out
 
         return Handler
+
+
+def product_mounts() -> list[Mount]:
+    """The product's HTTP APIs as ``vidp local up`` serves them: the videos API under ``/api``."""
+    from pipeline.api.videos import make_app
+
+    return [Mount(("/api",), make_app)]

@@ -232,7 +232,7 @@ def test_vidp_commands_say_one_line_about_a_corrupt_folder(tmp_path: Path) -> No
     folder = tmp_path / "data"
     _not_json(folder)
     for argv in (
-        ["local", "up", "--port", "0", "--data-dir", str(folder)],
+        ["local", "up", "--port", "0", "--api-port", "0", "--data-dir", str(folder)],
         ["executions", "list", "--endpoint-url", "http://127.0.0.1:9", "--data-dir", str(folder)],
     ):
         done = subprocess.run([sys.executable, "-m", "pipeline.cli", *argv], capture_output=True, text=True,

@@ -38,7 +38,7 @@ def local_up(*args: str, cwd: Path | None = None) -> tuple[subprocess.Popen[str]
     """``vidp local up ARGS`` on a free port, once ready: the process, its endpoint, its first two lines."""
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "local", "up", "--port", str(port), *args],
+        [sys.executable, "-m", "pipeline.cli", "local", "up", "--port", str(port), "--api-port", "0", *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd,
         env={**os.environ, "PYTHONPATH": str(Path.cwd())},
     )  # fmt: skip
