@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup system-deps demo test lint typecheck unit bench soak clean
+.PHONY: setup system-deps demo test lint typecheck unit bench soak openapi clean
 
 ## setup: system packages (ffmpeg with libass, fonts) + .venv with the package and dev tools
 setup: system-deps $(STAMP)
@@ -42,6 +42,10 @@ JOBS      ?= 300
 SOAK_ARGS ?=
 soak: setup
 	$(BIN)/python -m bench.soak --jobs $(JOBS) $(SOAK_ARGS)
+
+## openapi: rewrite the HTTP APIs' OpenAPI documents from the routes (a test checks they are current)
+openapi: $(STAMP)
+	$(BIN)/python scripts/openapi.py
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache

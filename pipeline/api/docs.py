@@ -9,6 +9,7 @@ UI's script and style are the copies Powertools ships in its wheel, served as fi
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -90,3 +91,13 @@ def install(app: APIGatewayRestResolver, *, prefix: str, title: str, description
     app.get(f"{prefix}/docs", include_in_schema=False)(swagger_page)
     app.get(f"{prefix}/docs/{_SCRIPT}", include_in_schema=False)(asset(_SCRIPT, "application/javascript"))
     app.get(f"{prefix}/docs/{_STYLE}", include_in_schema=False)(asset(_STYLE, "text/css"))
+
+
+def _videos_document() -> dict[str, Any]:
+    from pipeline.api import videos
+
+    return openapi_document(videos.make_app(), title=videos.SERVICE, description=videos.DESCRIPTION)
+
+
+DOCUMENTS: dict[str, Callable[[], dict[str, Any]]] = {"pipeline/api/openapi.json": _videos_document}
+"""Each checked-in document (path from the repository's root) and what generates it."""
