@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup system-deps demo test lint typecheck unit bench soak openapi clean
+.PHONY: setup system-deps demo test lint typecheck unit bench bench-api soak openapi clean
 
 ## setup: system packages (ffmpeg with libass, fonts) + .venv with the package and dev tools
 setup: system-deps $(STAMP)
@@ -35,6 +35,10 @@ typecheck: $(STAMP)
 ## bench: measure the engine against the reference two-pass approach (bench/results/)
 bench: setup
 	$(BIN)/python -m bench.run
+
+## bench-api: latency of each HTTP API route on the local servers, and the API Lambdas' cold import
+bench-api: setup
+	$(BIN)/python -m bench.api
 
 ## soak: JOBS jobs (default 300) through the local AWS under injected faults and hostile inputs;
 ## exits 1 if an invariant broke (report: bench/results/soak-*.md). SOAK_ARGS: e.g. --no-restart --seed 2

@@ -208,6 +208,7 @@ class ApiServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go out as two writes: no 40 ms ACK wait
 
             def _serve(self) -> None:
                 headers = list(self.headers.items())

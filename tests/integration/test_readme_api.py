@@ -24,7 +24,9 @@ READY_TIMEOUT = 60.0
 
 def readme_example() -> str:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    found = re.search(r"<!-- api-example: start -->\n```bash\n(.*?)```\n<!-- api-example: end -->", text, re.S)
+    found = re.search(
+        r"<!-- api-example: start -->\n```bash\n(.*?)```\n<!-- api-example: end -->", text, re.S
+    )
     assert found, "the README has no api-example block"
     return found.group(1)
 
