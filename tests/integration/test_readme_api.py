@@ -56,7 +56,8 @@ def test_the_readme_curl_examples_work_as_written(api_url: str, tmp_path: Path) 
 
     done = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", readme_example()],
-        cwd=tmp_path, env={**os.environ, "API": api_url}, capture_output=True, text=True, timeout=300, check=False,
+        cwd=tmp_path, env={**os.environ, "API": api_url},
+        capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
 
     assert done.returncode == 0, (done.stdout, done.stderr)
