@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from pipeline.api.docs import DOCUMENTS
+from pipeline.api.documents import DOCUMENTS
 
 
 def main() -> int:

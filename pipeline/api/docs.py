@@ -9,9 +9,7 @@ UI's script and style are the copies Powertools ships in its wheel, served as fi
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from functools import cache
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi import swagger_ui
 from aws_lambda_powertools.event_handler.openapi.swagger_ui.html import generate_swagger_html
 
+import pipeline
 from pipeline.api.errors import ErrorBody
 
 _ASSETS = Path(swagger_ui.__file__).parent
@@ -27,10 +26,7 @@ _ERROR_REF = "#/components/schemas/ErrorBody"
 
 
 def product_version() -> str:
-    try:
-        return version("vidp-pipeline")
-    except PackageNotFoundError:  # a Lambda bundle without the distribution's metadata
-        return "unknown"
+    return pipeline.__version__
 
 
 def openapi_document(app: APIGatewayRestResolver, *, title: str, description: str) -> dict[str, Any]:
@@ -91,13 +87,3 @@ def install(app: APIGatewayRestResolver, *, prefix: str, title: str, description
     app.get(f"{prefix}/docs", include_in_schema=False)(swagger_page)
     app.get(f"{prefix}/docs/{_SCRIPT}", include_in_schema=False)(asset(_SCRIPT, "application/javascript"))
     app.get(f"{prefix}/docs/{_STYLE}", include_in_schema=False)(asset(_STYLE, "text/css"))
-
-
-def _videos_document() -> dict[str, Any]:
-    from pipeline.api import videos
-
-    return openapi_document(videos.make_app(), title=videos.SERVICE, description=videos.DESCRIPTION)
-
-
-DOCUMENTS: dict[str, Callable[[], dict[str, Any]]] = {"pipeline/api/openapi.json": _videos_document}
-"""Each checked-in document (path from the repository's root) and what generates it."""

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.api.docs import DOCUMENTS
+from pipeline.api.documents import DOCUMENTS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,3 +28,12 @@ def test_every_error_response_is_the_apis_error_body() -> None:
                 if int(status) >= 400 and (path, status) != ("/api/health", "503"):  # degraded: a Health
                     schema = response["content"]["application/json"]["schema"]
                     assert schema == {"$ref": "#/components/schemas/ErrorBody"}, (method, path, status)
+
+
+def test_the_version_the_api_reports_is_the_packages() -> None:
+    import tomllib
+
+    import pipeline
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert pipeline.__version__ == project["version"]
