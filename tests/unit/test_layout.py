@@ -166,3 +166,11 @@ def test_the_upload_starter_lambda_loads_no_step_no_http_and_no_local_aws() -> N
     assert not set(STEP_MODULES.values()) & loaded
     assert not {name for name in loaded if name.split(".")[0] in {"moto", "httpx", "srt"}}
     assert not {name for name in loaded if name.startswith("pipeline.local")}
+
+
+def test_the_api_lambda_loads_no_step_no_task_and_no_local_aws() -> None:
+    loaded = loaded_by("pipeline.api.videos")
+
+    assert not set(STEP_MODULES.values()) & loaded
+    assert not {name for name in loaded if name.split(".")[0] in {"moto", "typer", "aws_cdk", "srt"}}
+    assert not {name for name in loaded if name.startswith(("pipeline.local", "pipeline.task", "pipeline.cli"))}
