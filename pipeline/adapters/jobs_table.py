@@ -82,8 +82,27 @@ def from_item(item: dict[str, Any]) -> dict[str, Any]:
     return {key: _plain(_deserializer.deserialize(value)) for key, value in item.items()}
 
 
+# The caller's metadata is any JSON (4 KB at most): kept as JSON text, since a DynamoDB map
+# refuses numbers past 38 digits or 1e126 and empty-set values that JSON allows.
+_JSON_TEXT = "metadata"
+
+
 def _record_item(record: JobRecord) -> dict[str, Any]:
-    return to_item(record.model_dump(mode="json", exclude_none=True))
+    return to_item(_stored(record.model_dump(mode="json", exclude_none=True)))
+
+
+def _stored(fields: dict[str, Any]) -> dict[str, Any]:
+    if fields.get(_JSON_TEXT) is not None:
+        fields = {**fields, _JSON_TEXT: json.dumps(fields[_JSON_TEXT], separators=(",", ":"))}
+    return fields
+
+
+def record_of_item(item: dict[str, Any]) -> JobRecord:
+    """A job record from its DynamoDB item."""
+    fields = from_item(item)
+    if isinstance(fields.get(_JSON_TEXT), str):
+        fields[_JSON_TEXT] = json.loads(fields[_JSON_TEXT])
+    return JobRecord.model_validate(fields)
 
 
 # --- operations -------------------------------------------------------------------------------
@@ -126,7 +145,7 @@ def get(video_id: str, *, table: str, client: Any = None) -> JobRecord | None:
     except (ClientError, BotoCoreError) as err:
         raise _error(err, f"get {video_id}") from None
     item = answer.get("Item")
-    return None if item is None else JobRecord.model_validate(from_item(item))
+    return None if item is None else record_of_item(item)
 
 
 def mark_failed(
@@ -270,7 +289,7 @@ def query(
             answer = (client or dynamodb_client()).query(**page)
         except (ClientError, BotoCoreError) as err:
             raise _error(err, f"query {index}") from None
-        found.extend(JobRecord.model_validate(from_item(item)) for item in answer.get("Items", []))
+        found.extend(record_of_item(item) for item in answer.get("Items", []))
         position = answer.get("LastEvaluatedKey")
         if not position:
             break
@@ -294,6 +313,7 @@ def update_caller_fields(
 ) -> JobRecord | None:
     """Set fields the caller owns (metadata, display filename); the new record, or None when the
     record is gone or was updated since ``expected_updated_at`` (a lost update avoided)."""
+    fields = _stored(fields)
     names = {f"#n{i}": name for i, name in enumerate(fields)}
     values = {f":v{i}": value for i, value in enumerate(fields.values())} | {":now": now}
     update = "SET " + ", ".join(f"#n{i} = :v{i}" for i in range(len(fields))) + ", updated_at = :now"
@@ -317,7 +337,7 @@ def update_caller_fields(
         raise _error(err, f"update {video_id}") from None
     except BotoCoreError as err:
         raise _error(err, f"update {video_id}") from None
-    return JobRecord.model_validate(from_item(answer["Attributes"]))
+    return record_of_item(answer["Attributes"])
 
 
 def delete_ended(video_id: str, *, table: str, client: Any = None) -> bool:

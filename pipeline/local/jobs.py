@@ -124,7 +124,7 @@ def stored_record(data_dir: Path, described: dict[str, Any]) -> JobRecord | None
     video_id = _video_id_of(described)
     for item in datadir.stored_items(data_dir) if video_id else ():
         if item.get(TABLE_KEY, {}).get("S") == video_id:
-            return JobRecord.model_validate(jobs_table.from_item(item))
+            return jobs_table.record_of_item(item)
     return None
 
 

@@ -173,4 +173,5 @@ def test_the_api_lambda_loads_no_step_no_task_and_no_local_aws() -> None:
 
     assert not set(STEP_MODULES.values()) & loaded
     assert not {name for name in loaded if name.split(".")[0] in {"moto", "typer", "aws_cdk", "srt"}}
-    assert not {name for name in loaded if name.startswith(("pipeline.local", "pipeline.task", "pipeline.cli"))}
+    above = ("pipeline.local", "pipeline.task", "pipeline.cli")
+    assert not {name for name in loaded if name.startswith(above)}

@@ -44,6 +44,22 @@ def test_given_a_new_record_when_created_then_numbers_are_n_and_absent_values_ar
     assert jobs_table.get("vid-1", table=TABLE) == new_record(duration=12.25, file_size=10**12)
 
 
+def test_given_any_json_metadata_when_stored_then_it_reads_back_the_same(aws: Aws) -> None:
+    # DynamoDB maps refuse numbers past 38 digits or 1e126: the metadata is kept as JSON text.
+    odd = {"big": 1e300, "tiny": 1e-300, "long": 12345678901234567890123456789012345678901234, "": [[], {}]}
+    jobs_table.create_processing(new_record(metadata=odd), table=TABLE)
+
+    assert jobs_table.get("vid-1", table=TABLE) == new_record(metadata=odd)
+    changed = jobs_table.update_caller_fields(
+        "vid-1",
+        {"metadata": {"n": 1e200}},
+        expected_updated_at=None,
+        now="2026-01-01T00:00:00.000Z",
+        table=TABLE,
+    )
+    assert changed is not None and changed.metadata == {"n": 1e200}
+
+
 def test_given_an_existing_record_when_created_again_then_false_and_unchanged(aws: Aws) -> None:
     jobs_table.create_processing(new_record(), table=TABLE)
 
