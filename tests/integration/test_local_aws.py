@@ -106,8 +106,8 @@ def test_the_stack_resources_exist(aws: LocalAws) -> None:
     }
     assert indexes == {
         "status-created_at-index": ["status", "created_at"],
-        "source_video_id-index": ["source_video_id"],
-        "filename-index": ["filename"],
+        "source_video_id-index": ["source_video_id", "created_at"],
+        "filename-index": ["filename", "created_at"],
         "batch_id-index": ["batch_id", "created_at"],
     }
     aws.client("s3").head_bucket(Bucket="vidp-local-media")

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import httpx
 import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
@@ -498,6 +499,7 @@ def test_apply_all_is_idempotent_and_without_puts_patches_back() -> None:
         "wait_for_task_token_retry_reuses_token",
         "closed_token_still_accepted",
         "heartbeat_timeout_reported_as_timeout",
+        "post_object_policy_not_enforced",
         "send_task_failure_drops_cause",
         "context_times_not_in_aws_format",
         "ecs_run_task_drops_started_by",
@@ -610,3 +612,52 @@ def test_moto_still_puts_no_execution_status_change_event(aws: None) -> None:
     assert described["status"] == "FAILED"
     time.sleep(0.5)
     assert sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=0).get("Messages", []) == []
+
+
+# --- POST Object policies -------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def s3_server() -> Iterator[tuple[Any, str]]:
+    """A moto server (HTML-form uploads need one: they are plain HTTP POSTs) and a bucket on it."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        endpoint = f"http://127.0.0.1:{server.get_host_and_port()[1]}"
+        s3 = boto3.client("s3", region_name=REGION, endpoint_url=endpoint,
+                          aws_access_key_id="x", aws_secret_access_key="x")  # noqa: S106  # fmt: skip
+        s3.create_bucket(Bucket="forms")
+        yield s3, endpoint
+    finally:
+        server.stop()
+
+
+def form_upload(s3: Any, body: bytes, *, max_bytes: int = 10, content_type: str = "video/mp4") -> int:
+    """Upload ``body`` with a presigned POST allowing ``max_bytes`` of ``video/mp4``; the status."""
+    post = s3.generate_presigned_post(
+        "forms", "up/clip.mp4", Fields={"Content-Type": "video/mp4"},
+        Conditions=[{"Content-Type": "video/mp4"}, ["content-length-range", 1, max_bytes]], ExpiresIn=60,
+    )  # fmt: skip
+    fields = {**post["fields"], "Content-Type": content_type}
+    answer = httpx.post(
+        post["url"], data=fields, files={"file": ("clip.mp4", body, content_type)}, timeout=10
+    )
+    return answer.status_code
+
+
+def stored(s3: Any) -> bool:
+    return bool(s3.list_objects_v2(Bucket="forms", Prefix="up/clip.mp4").get("KeyCount"))
+
+
+def test_a_form_upload_outside_its_policy_is_refused() -> None:
+    workarounds.apply_all()
+    with s3_server() as (s3, _):
+        assert form_upload(s3, b"x" * 11) == 400 and not stored(s3)
+        assert form_upload(s3, b"x" * 5, content_type="text/html") == 403 and not stored(s3)
+        assert form_upload(s3, b"x" * 10) == 204 and stored(s3)
+
+
+def test_moto_still_stores_a_form_upload_its_policy_refuses() -> None:
+    workarounds.apply_all()
+    with workarounds.without("post_object_policy_not_enforced"), s3_server() as (s3, _):
+        assert form_upload(s3, b"x" * 11) == 204 and stored(s3)
