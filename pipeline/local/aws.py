@@ -356,6 +356,8 @@ class LocalAws:
             "VIDP_TABLE_NAME": self.names.table,
             "VIDP_EVENT_BUS_NAME": self.names.event_bus,
             "VIDP_WEBHOOK_SECRET": self.webhook_secret,
+            "VIDP_CALLBACKS_TABLE_NAME": self.names.callbacks_table,
+            "VIDP_RECEIVER_SIMULATE": "1",  # the receiver's POST /test/simulate: on locally, off in prod
         }
         if self._deployed is not None:
             variables["VIDP_STATE_MACHINE_ARN"] = self._deployed.state_machine_arn
@@ -505,10 +507,8 @@ def _reset_client_caches() -> None:
     would call a closed port, or sign callbacks with the previous webhook secret.
     """
     for name, module in list(sys.modules.items()):
-        if (
-            not name.startswith(("pipeline.adapters", "pipeline.steps", "pipeline.starter", "pipeline.api"))
-            or module is None
-        ):
+        prefixes = ("pipeline.adapters", "pipeline.steps", "pipeline.starter", "pipeline.api")
+        if not name.startswith(prefixes) or module is None:
             continue
         for value in vars(module).values():
             if isinstance(value, _lru_cache_wrapper):

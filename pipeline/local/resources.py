@@ -12,6 +12,9 @@ from typing import Any
 
 import state_machine
 from pipeline.deployment import (
+    CALLBACKS_INDEXES,
+    CALLBACKS_TABLE_KEY,
+    CALLBACKS_TABLE_SORT,
     CONTAINER_NAME,
     EVENT_SOURCE,
     TABLE_INDEXES,
@@ -114,6 +117,31 @@ def create_table(dynamodb: Any, name: str) -> None:
     )
 
 
+def create_callbacks_table(dynamodb: Any, name: str) -> None:
+    """The callback receiver's table: pk ``task_id``, sk ``webhook_id``, its two GSIs, as the CDK makes it."""
+    keys = {CALLBACKS_TABLE_KEY, CALLBACKS_TABLE_SORT} | {
+        k for _, pk, sk in CALLBACKS_INDEXES for k in (pk, sk) if k
+    }
+    dynamodb.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[
+            {"AttributeName": CALLBACKS_TABLE_KEY, "KeyType": "HASH"},
+            {"AttributeName": CALLBACKS_TABLE_SORT, "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in sorted(keys)],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": index,
+                "KeySchema": [{"AttributeName": pk, "KeyType": "HASH"}]
+                + ([{"AttributeName": sk, "KeyType": "RANGE"}] if sk else []),
+                "Projection": {"ProjectionType": "ALL"},
+            }
+            for index, pk, sk in CALLBACKS_INDEXES
+        ],
+    )
+
+
 def create_network(ec2: Any) -> tuple[list[str], list[str]]:
     """A VPC with one subnet and one security group for the task."""
     vpc = ec2.create_vpc(CidrBlock="10.42.0.0/16")["Vpc"]["VpcId"]
@@ -205,6 +233,7 @@ def create_all(clients: Any, names: LocalNames, task_environment: dict[str, str]
     """Create every resource; ``clients(service)`` gives a boto3 client for the local endpoint."""
     create_bucket(clients("s3"), names)
     create_table(clients("dynamodb"), names.table)
+    create_callbacks_table(clients("dynamodb"), names.callbacks_table)
     events_url, uploads_url = create_event_plumbing(clients("events"), clients("sqs"), names)
     subnets, groups = create_network(clients("ec2"))
     ecs = clients("ecs")
