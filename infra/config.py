@@ -53,6 +53,9 @@ class DeployConfig(BaseModel):
     reprocess_request: dict[str, JsonValue] | None = None
     log_retention_days: int = 30
     alarm_email: str | None = None
+    api_rate_limit: int = 50
+    api_burst_limit: int = 100
+    callback_receiver: bool = True
     client: str = "internal"
     owner: str = "video-platform"
 
@@ -84,6 +87,13 @@ class DeployConfig(BaseModel):
     def _whole_vcpus(cls, value: int) -> int:
         if value <= 0 or value % 1024:
             raise ValueError("must be a whole number of vCPUs (1024, 2048, ...)")
+        return value
+
+    @field_validator("api_rate_limit", "api_burst_limit")
+    @classmethod
+    def _positive(cls, value: int) -> int:
+        if value <= 0:
+            raise ValueError("must be a positive whole number of requests")
         return value
 
     @field_validator("log_retention_days")

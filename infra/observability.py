@@ -21,8 +21,8 @@ from pipeline.deployment import METRIC_NAMESPACE
 
 
 class Observability(Construct):
-    """Failed/timed-out executions, task errors, rejected uploads and dead letters page the alarm
-    topic."""
+    """Failed/timed-out executions, task errors, rejected uploads, dead letters and the APIs' 5xx
+    alarms page the alarm topic."""
 
     def __init__(
         self,
@@ -34,6 +34,7 @@ class Observability(Construct):
         task_log_group: logs.ILogGroup,
         dead_letter_queues: Sequence[sqs.IQueue],
         upload_rejections: cloudwatch.IMetric,
+        api_alarms: Sequence[cloudwatch.Alarm] = (),
     ) -> None:
         super().__init__(scope, construct_id)
         # A customer managed key: CloudWatch may not use the AWS managed alias/aws/sns key.
@@ -78,6 +79,9 @@ class Observability(Construct):
                 evaluation_periods=1,
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             )
+            alarm.add_alarm_action(action)
+            self.alarms.append(alarm)
+        for alarm in api_alarms:  # made by the API constructs, next to the API they watch
             alarm.add_alarm_action(action)
             self.alarms.append(alarm)
         dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=config.name("pipeline"))

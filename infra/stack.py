@@ -8,6 +8,8 @@ from aws_cdk import CfnOutput, Environment, Stack
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from infra.api import Api
+from infra.callback_receiver import CallbackReceiver
 from infra.compute import FfmpegCompute
 from infra.config import DeployConfig
 from infra.nag import LAMBDA_MANAGED_POLICY, acknowledge
@@ -21,7 +23,8 @@ from infra.workflow import Workflow
 
 
 class VidpStack(Stack):
-    """``vidp-<env>``: storage, table, compute, steps, workflow, triggers, reconciliation, observability."""
+    """``vidp-<env>``: storage, table, compute, steps, workflow, triggers, reconciliation, the videos
+    API, the callback receiver (optional), observability."""
 
     def __init__(
         self,
@@ -85,6 +88,22 @@ class VidpStack(Stack):
         queues = [uploads.dlq, reconciliation.dlq]
         if config.reprocess_schedule:
             queues.append(ReprocessSchedule(self, "Reprocess", config=config, machine=machine).dlq)
+        api = Api(
+            self, "Api", config=config, code=code, bucket=storage.bucket, table=jobs.table, machine=machine
+        )
+        alarms = [api.api.server_errors]
+        receiver = None
+        if config.callback_receiver:
+            receiver = CallbackReceiver(
+                self,
+                "Callbacks",
+                config=config,
+                code=code,
+                secret=steps.webhook_secret,
+                secret_ready=steps.secret_value,
+                logging_ready=api.logging_ready,
+            )
+            alarms.append(receiver.api.server_errors)
         Observability(
             self,
             "Observability",
@@ -93,6 +112,7 @@ class VidpStack(Stack):
             task_log_group=compute.log_group,
             dead_letter_queues=queues,
             upload_rejections=uploads.rejections,
+            api_alarms=alarms,
         )
         self._acknowledge_cdk_internals()
         CfnOutput(self, "BucketName", value=storage.bucket.bucket_name)
@@ -100,6 +120,9 @@ class VidpStack(Stack):
         CfnOutput(self, "StateMachineArn", value=machine.state_machine_arn)
         CfnOutput(self, "EventBusName", value=steps.event_bus.event_bus_name)
         CfnOutput(self, "WebhookSecretArn", value=steps.webhook_secret.secret_arn)
+        CfnOutput(self, "ApiUrl", value=api.api.url)
+        if receiver is not None:
+            CfnOutput(self, "CallbackApiUrl", value=receiver.api.url)
 
     def _acknowledge_cdk_internals(self) -> None:
         """Findings on the singleton Lambdas CDK adds for its own custom resources."""

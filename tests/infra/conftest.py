@@ -77,6 +77,17 @@ class Synth:
         assert len(found) == 1, f"{len(found)} {kind}"
         return next(iter(found.items()))
 
+    def named(self, kind: str, name_property: str, name: str) -> tuple[str, dict[str, Any]]:
+        """The one resource of ``kind`` whose ``name_property`` is ``name`` (e.g. a table by TableName)."""
+        found = [
+            (k, v) for k, v in self.resources(kind).items() if v["Properties"].get(name_property) == name
+        ]
+        assert len(found) == 1, f"{len(found)} {kind} named {name}"
+        return found[0]
+
+    def jobs_table(self) -> tuple[str, dict[str, Any]]:
+        return self.named("AWS::DynamoDB::Table", "TableName", "vidp-dev-jobs")
+
 
 @pytest.fixture(scope="session")
 def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:

@@ -98,7 +98,7 @@ def test_the_substitutions_reference_the_right_resources(synth: Synth) -> None:
         assert functions[logical_id]["Properties"]["Handler"] == f"{module}.handler"
     cluster_id, _ = synth.one("AWS::ECS::Cluster")
     task_id, _ = synth.one("AWS::ECS::TaskDefinition")
-    table_id, _ = synth.one("AWS::DynamoDB::Table")
+    table_id, _ = synth.jobs_table()
     assert values["ClusterArn"] == {"Fn::GetAtt": [cluster_id, "Arn"]}
     assert values["TaskDefinitionArn"] == {"Ref": task_id}
     assert values["TableName"] == {"Ref": table_id}
@@ -175,7 +175,7 @@ def test_task_role_reads_only_inputs_and_writes_only_work(synth: Synth) -> None:
     actions = {a for s in statements for a in _actions(s)}
     assert {"states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"} <= actions
     update = [s for s in statements if _actions(s) == ["dynamodb:UpdateItem"]]
-    table_id, _ = synth.one("AWS::DynamoDB::Table")
+    table_id, _ = synth.jobs_table()
     assert [_resources(s) for s in update] == [[{"Fn::GetAtt": [table_id, "Arn"]}]]
 
 
@@ -237,7 +237,7 @@ def test_media_bucket_lifecycle_logs_and_eventbridge(synth: Synth) -> None:
 
 
 def test_table_matches_the_local_table(synth: Synth) -> None:
-    _, table = synth.one("AWS::DynamoDB::Table")
+    _, table = synth.jobs_table()
     props = table["Properties"]
     assert props["BillingMode"] == "PAY_PER_REQUEST"
     assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
