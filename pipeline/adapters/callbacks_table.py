@@ -7,16 +7,16 @@ failure, then the success of a reprocessing): ``for_task`` sorts them newest fir
 the "latest" listings read the two GSIs of ``pipeline.deployment.CALLBACKS_INDEXES``.
 
 Errors are translated once, here, as in ``jobs_table``: throttling, 5xx and connection failures
--> ``StorageUnavailable``; anything else DynamoDB refuses -> ``StorageFailed``. A payload DynamoDB
-cannot hold (a number beyond its 38 digits) -> ``UnstorablePayload``; a page token that is not
-one of ours -> ``InvalidPageToken`` (both ``ValueError``: the caller's mistake).
+-> ``StorageUnavailable``; anything else DynamoDB refuses -> ``StorageFailed``; a page token that
+is not one of ours -> ``InvalidPageToken`` (a ``ValueError``: the caller's mistake). The payload is
+kept as JSON text: any JSON a caller's pipeline sends is stored as sent (a DynamoDB map refuses
+numbers past 38 digits or 1e126, which JSON allows).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import decimal
 import json
 from collections import Counter
 from collections.abc import Iterator
@@ -74,10 +74,6 @@ class Page:
     next_token: str | None
 
 
-class UnstorablePayload(ValueError):
-    """The payload holds a value DynamoDB cannot store (a number beyond 38 digits, say)."""
-
-
 class InvalidPageToken(ValueError):
     """A ``next_token`` this table did not give for this listing."""
 
@@ -94,10 +90,8 @@ def dynamodb_client() -> Any:  # no type stubs for DynamoDB are installed
 
 def put(callback: ReceivedCallback, *, table: str, client: Any = None) -> bool:
     """Store a callback once per (task_id, webhook_id); False if that webhook-id was already stored."""
-    try:
-        item = to_item({**callback.model_dump(mode="json"), "kind": CALLBACKS_KIND})
-    except (decimal.DecimalException, TypeError, ValueError):
-        raise UnstorablePayload("the payload holds a number DynamoDB cannot store exactly") from None
+    fields = callback.model_dump(mode="json")
+    item = to_item({**fields, "payload": json.dumps(fields["payload"]), "kind": CALLBACKS_KIND})
     try:
         (client or dynamodb_client()).put_item(
             TableName=table,
@@ -221,7 +215,10 @@ def _pages(request: dict[str, Any], client: Any, what: str) -> Iterator[dict[str
 
 
 def _callback(item: dict[str, Any]) -> ReceivedCallback:
-    return ReceivedCallback.model_validate(from_item(item))
+    fields = from_item(item)
+    if isinstance(fields.get("payload"), str):
+        fields["payload"] = json.loads(fields["payload"])
+    return ReceivedCallback.model_validate(fields)
 
 
 def _code(err: ClientError) -> str:

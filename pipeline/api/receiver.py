@@ -47,6 +47,11 @@ from pipeline.api.receiver_models import (
 from pipeline.failures import WebhookVerificationFailed
 
 _log = logs.logger("receiver")
+SERVICE = "VidP callback receiver"
+DESCRIPTION = (
+    "Seed 002's callback API: receives the pipeline's signed callbacks (Standard Webhooks) and "
+    "serves them back by task and by batch."
+)
 
 TaskId = Annotated[str, Path(pattern=TASK_ID_PATTERN, description="the task_id of the job's request")]
 BatchId = Annotated[str, Path(pattern=TASK_ID_PATTERN, description="the batch_id of the jobs' requests")]
@@ -226,10 +231,7 @@ def _stored(
 
 def _put(callback: ReceivedCallback) -> bool:
     """Store it once; True if this is its first copy."""
-    try:
-        fresh = callbacks_table.put(callback, table=receiver_settings().callbacks_table_name)
-    except callbacks_table.UnstorablePayload as err:
-        raise Unprocessable(str(err)) from None
+    fresh = callbacks_table.put(callback, table=receiver_settings().callbacks_table_name)
     _log.info(
         "callback received",
         extra={"task_id": callback.task_id, "webhook_id": callback.webhook_id, "status": callback.status,

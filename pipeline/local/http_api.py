@@ -254,7 +254,9 @@ class ApiServer:
 
 
 def product_mounts() -> list[Mount]:
-    """The product's HTTP APIs as ``vidp local up`` serves them: the videos API under ``/api``."""
+    """The product's HTTP APIs as ``vidp local up`` serves them: the videos API under ``/api``, and
+    seed 002's callback receiver under ``/callback`` and ``/test`` (two APIs in AWS, one port here)."""
+    from pipeline.api.receiver import make_receiver
     from pipeline.api.videos import make_app
 
-    return [Mount(("/api",), make_app)]
+    return [Mount(("/api",), make_app), Mount(("/callback", "/test"), make_receiver)]

@@ -209,7 +209,7 @@ def test_the_bundle_imports_every_handler_on_cpython_312(synth: Synth) -> None:
     from pipeline.steps.registry import STEP_MODULES
 
     site = sysconfig.get_paths()["purelib"]
-    modules = [*STEP_MODULES.values(), "pipeline.starter"]
+    modules = [*STEP_MODULES.values(), "pipeline.starter", "pipeline.api.videos", "pipeline.api.receiver"]
     run = subprocess.run(
         [python, "-B", "-S", "-I", "-c", _IMPORT_CHECK, str(synth.bundle), site, *modules],
         capture_output=True,
