@@ -264,8 +264,12 @@ def run(
     timeout: Annotated[float, typer.Option(help="seconds to wait for the execution")] = 1800.0,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON on stdout")] = False,
 ) -> None:
-    """Run the whole pipeline (the Step Functions definition) on the embedded local AWS."""
+    """Run the whole pipeline (the Step Functions definition) on the embedded local AWS.
+
+    Without --callback-url the signed callback goes to the product's own receiver (seed 002's).
+    """
     from pipeline.local.aws import LocalAws
+    from pipeline.local.http_api import ApiServer, product_mounts
 
     console = Console(stderr=True)
     try:
@@ -277,10 +281,20 @@ def run(
     except InvalidInput as err:
         _fail(str(err), EXIT_INVALID)
     # 127.0.0.1 targets are refused by the SSRF guard unless the local AWS is told, by the
-    # person at the keyboard (never by a job), that its SRT server or receiver is local.
-    loopback = _is_loopback(srt) or _is_loopback(callback_url)
-    with LocalAws(allow_loopback=loopback) as aws:
+    # person at the keyboard (never by a job), that its SRT server or receiver is local: as the
+    # product's own receiver is, which gets the callback when no --callback-url is given.
+    loopback = callback_url is None or _is_loopback(srt) or _is_loopback(callback_url)
+    with LocalAws(allow_loopback=loopback) as aws, ApiServer(product_mounts(), port=0) as api:
+        receiver = None if callback_url else f"{api.url}/callback/vidp-run"
+        if receiver:
+            fields["callback_url"] = receiver
         result = _run_on_local_aws(aws, fields, video, srt, out_dir=out_dir, timeout=timeout, console=console)
+        callbacks = _received(receiver) if receiver else []
+    for callback in callbacks:
+        console.print(
+            f"callback ({callback['status']}) received by the local receiver, signature verified",
+            highlight=False,
+        )
     _report(result, console, as_json)
 
 
@@ -499,7 +513,7 @@ def demo(
 ) -> None:
     """The whole pipeline on the local AWS: a generated clip, the bundled SRT, a signed callback."""
     from pipeline.local.aws import LocalAws
-    from pipeline.local.receiver import CallbackReceiver
+    from pipeline.local.http_api import ApiServer, product_mounts
     from pipeline.samples import make_clip, sample_srt
 
     console = Console(stderr=True)
@@ -509,21 +523,48 @@ def demo(
     make_clip(source, width=1920, height=1080, seconds=10)
     srt.write_bytes(sample_srt())
     aws = LocalAws(allow_loopback=True)  # the callback receiver below listens on 127.0.0.1
-    with CallbackReceiver(aws.webhook_secret) as receiver, aws:
+    with aws, ApiServer(product_mounts(), port=0) as api:
+        receiver = f"{api.url}/callback/demo-task"
         console.print(
-            f"local AWS on {aws.endpoint_url}; callback receiver on {receiver.url}", highlight=False
+            f"local AWS on {aws.endpoint_url}; HTTP API and callback receiver on {api.url}", highlight=False
         )
-        fields = {"resolution": "720p", "callback_url": receiver.url, "quality": True, "task_id": "demo-task",
+        fields = {"resolution": "720p", "callback_url": receiver, "quality": True, "task_id": "demo-task",
                   "batch_id": "demo-batch", "metadata": {"source": "vidp demo"}}  # fmt: skip
         result = _run_on_local_aws(
             aws, fields, source, str(srt), out_dir=out_dir, timeout=600, console=console
         )
-        callbacks = receiver.wait_for(1, timeout=10)
+        callbacks = _received(receiver)
     for callback in callbacks:
-        verdict = "signature verified" if callback.verified else f"signature NOT verified ({callback.error})"
-        console.print(f"callback received ({callback.webhook_id}), {verdict}:", highlight=False)
-        print(json.dumps(callback.payload, indent=2))
+        console.print(
+            f"callback received by the local receiver ({callback['webhook_id']}), signature verified:",
+            highlight=False,
+        )
+        print(json.dumps(callback["payload"], indent=2))
+    if not callbacks:
+        console.print("no callback reached the local receiver", highlight=False)
     _report(result, console, as_json=False)
+    console.print(
+        "the presigned URLs above point at this run's local AWS, gone now that it has stopped: "
+        "`vidp local up` keeps one running (HTTP API on http://127.0.0.1:8000/api)",
+        highlight=False,
+    )
+
+
+def _received(receiver_url: str, timeout: float = 10.0) -> list[dict[str, Any]]:
+    """The callbacks the local receiver stored for its task (GET on the same URL), oldest first.
+
+    Only callbacks whose signature verified are stored: the receiver refuses the others (401).
+    """
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = httpx.get(receiver_url, timeout=5)
+        if answer.status_code == 200 or time.monotonic() > deadline:
+            return list(reversed(answer.json().get("callbacks", []))) if answer.status_code == 200 else []
+        time.sleep(0.1)
 
 
 if __name__ == "__main__":  # pragma: no cover

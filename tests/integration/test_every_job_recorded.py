@@ -19,11 +19,11 @@ import pytest
 import state_machine
 from pipeline.local.aws import LocalAws
 from pipeline.local.jobs import read_record
-from pipeline.local.receiver import CallbackReceiver, Received
 from pipeline.models import JobRecord, JobRequest, video_id_for
 from pipeline.samples import make_clip
 from pipeline.timeline import build_timeline
 from tests.conftest import SIMPLE_SRT
+from tests.support.receiver import CallbackReceiver, Received
 
 DEADLINE = 90.0
 

@@ -17,10 +17,10 @@ import pytest
 
 from pipeline.local.aws import LocalAws
 from pipeline.local.jobs import read_record
-from pipeline.local.receiver import CallbackReceiver
 from pipeline.models import JobRecord, JobRequest, video_id_for
 from pipeline.samples import make_clip
 from pipeline.timeline import StateRun, build_timeline
+from tests.support.receiver import CallbackReceiver
 
 # Refused, this ends in a few seconds; burned, as before the limit, it takes about a minute.
 EXECUTION_TIMEOUT = 45.0

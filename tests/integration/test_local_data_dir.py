@@ -247,7 +247,7 @@ def test_a_job_in_flight_when_the_local_aws_stopped_ends_failed_aborted_with_its
 ) -> None:
     import time
 
-    from pipeline.local.receiver import CallbackReceiver
+    from tests.support.receiver import CallbackReceiver
 
     folder = tmp_path / "data"
     video = clip("clip.mp4", seconds=1.0)

@@ -18,11 +18,11 @@ import pytest
 
 from pipeline.local.aws import LocalAws
 from pipeline.local.jobs import read_record
-from pipeline.local.receiver import CallbackReceiver
 from pipeline.models import JobRecord, JobRequest, video_id_for
 from pipeline.samples import make_clip
 from pipeline.timeline import StateRun, build_timeline
 from tests.conftest import SIMPLE_SRT
+from tests.support.receiver import CallbackReceiver
 from tests.support.server import LocalServer, Reply
 
 EXECUTION_TIMEOUT = 90.0
@@ -259,3 +259,12 @@ def test_vidp_run_on_a_bad_video_exits_2_with_one_line(tmp_path: Path) -> None:
     assert done.returncode == 2
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("vidp: error: job failed in BurnAndCompress: INVALID_MEDIA")
+
+
+def test_vidp_run_without_a_callback_url_calls_the_products_own_receiver(clip: Path, tmp_path: Path) -> None:
+    srt = tmp_path / "subs.srt"
+    srt.write_bytes(SIMPLE_SRT)
+    done = vidp("run", "--video", clip, "--srt", srt, "--resolution", "360p", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "callback (completed) received by the local receiver, signature verified" in done.stderr
+    assert json.loads(done.stdout)["record"]["callback"]["status"] == "delivered"

@@ -1,6 +1,7 @@
-"""A callback receiver on 127.0.0.1 for the demo and the tests: records and verifies each POST.
+"""A scripted callback receiver on 127.0.0.1 for tests: records and verifies each POST.
 
-It answers with scripted statuses (``[500, 200]`` = fail once, then accept) so retries can be
+The product's receiver (seed 002's, ``pipeline.api.receiver``) always accepts a signed callback;
+this one answers with scripted statuses (``[500, 200]`` = fail once, then accept) so retries can be
 shown, and checks every request's Standard Webhooks signature with the pipeline's secret.
 """
 
