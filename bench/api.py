@@ -22,11 +22,12 @@ from typing import Any
 
 import httpx
 
+from pipeline.adapters import webhooks
 from pipeline.local.aws import LocalAws
 from pipeline.local.http_api import ApiServer, product_mounts
 
 RESULTS = Path(__file__).parent / "results"
-LAMBDAS = ("pipeline.api.videos",)
+LAMBDAS = ("pipeline.api.videos", "pipeline.api.receiver")
 
 
 def cold_import_ms(module: str, runs: int = 5) -> float:
@@ -52,6 +53,23 @@ def timed(call: Callable[[int], httpx.Response], calls: int, expect: int) -> dic
         "median_ms": statistics.median(seconds) * 1000,
         "p95_ms": seconds[int(len(seconds) * 0.95) - 1] * 1000,
     }
+
+
+def receiver_plan(api: httpx.Client, secret: str) -> list[tuple[str, Callable[[int], httpx.Response], int]]:
+    """Seed 002's receiver: signed callbacks in (each a new webhook-id), results out."""
+
+    def signed(n: int) -> httpx.Response:
+        body = json.dumps({"status": "completed", "task_id": "bench-task", "batch_id": "bench-batch", "n": n})
+        headers = webhooks.sign(secret, f"msg_bench_{n}", datetime.now(UTC), body.encode())
+        return api.post("/callback/bench-task", content=body, headers=headers)
+
+    return [
+        ("POST /callback/{task_id} (signed, new webhook-id)", signed, 200),
+        ("GET /callback/{task_id}", lambda n: api.get("/callback/bench-task"), 200),
+        ("GET /callback/batch/{batch_id}", lambda n: api.get("/callback/batch/bench-batch"), 200),
+        ("POST /test/simulate", lambda n: api.post("/test/simulate", json={"task_id": f"sim-{n}"}), 201),
+        ("GET /test/results?limit=50", lambda n: api.get("/test/results?limit=50"), 200),
+    ]
 
 
 def measure(calls: int) -> dict[str, Any]:
@@ -96,6 +114,7 @@ def measure(calls: int) -> dict[str, Any]:
             ("GET /api/stream/{id} (not saved: 409)", lambda n: api.get(f"/api/stream/{video_id}"), 409),
             ("GET /api/openapi.json", lambda n: api.get("/api/openapi.json"), 200),
         ]
+        plan += receiver_plan(api, aws.webhook_secret)
         for name, call, expect in plan:
             routes[name] = timed(call, calls, expect)
         failed = [r["id"] for r in api.get("/api/videos/?status=failed&limit=100").json()["items"]]
