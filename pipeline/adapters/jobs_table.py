@@ -251,6 +251,10 @@ def _update(
 # --- the API's reads and the caller's writes ---------------------------------------------------
 
 
+MAX_QUERY_CALLS = 10
+"""DynamoDB Query calls one page may take (a request must end well within API Gateway's 29 s)."""
+
+
 def query(
     index: str,
     key: str,
@@ -281,7 +285,9 @@ def query(
     request |= {"ExpressionAttributeNames": names, "ExpressionAttributeValues": to_item(values)}
     found: list[JobRecord] = []
     position = start
-    while len(found) < limit:
+    for _ in range(MAX_QUERY_CALLS):  # a filter may drop most of a page: bounded, then a partial page
+        if len(found) >= limit:
+            break
         page = dict(request, Limit=limit - len(found))
         if position:
             page["ExclusiveStartKey"] = position

@@ -16,10 +16,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.adapters import jobs_table, s3
+from pipeline.adapters import executions, jobs_table, s3
 from pipeline.adapters.s3 import S3Uri
 from pipeline.api.errors import BadRequest, Conflict, NotFound, PreconditionFailed
-from pipeline.deployment import TABLE_INDEXES, VIDEOS_PREFIX
+from pipeline.deployment import TABLE_INDEXES, TABLE_KEY, VIDEOS_PREFIX
 from pipeline.models import JobRecord
 
 STATUSES = ("processing", "saved", "failed")
@@ -44,23 +44,35 @@ def _encode(filters: dict[str, str], position: Any) -> str:
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
+_BAD_TOKEN = "next_token: not a token this API gave for these filters (start again without it)"  # noqa: S105
+
+
 def _decode(filters: dict[str, str], token: str) -> Any:
     try:
         data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        if not isinstance(data, dict) or data.get("f") != _fingerprint(filters):
+        if not isinstance(data, dict) or data.get("f") != _fingerprint(filters) or "p" not in data:
             raise ValueError
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise BadRequest(
-            "next_token: not a token this API gave for these filters (start again without it)"
-        ) from None
+        raise BadRequest(_BAD_TOKEN) from None
     return data["p"]
 
 
-def _start_key(value: Any) -> dict[str, Any] | None:
+def _start_key(value: Any, partition: str, wanted: str) -> dict[str, Any] | None:
+    """A page's ExclusiveStartKey, checked: the index's keys and the table's, as strings, in the
+    partition being listed (a forged one would otherwise reach DynamoDB as a bad request)."""
     if value is None:
         return None
-    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
-        raise BadRequest("next_token: not a token this API gave (start again without it)")
+    _, sort = _INDEX[partition]
+    names = {TABLE_KEY, partition} | ({sort} if sort else set())
+    if (
+        not isinstance(value, dict)
+        or set(value) != names
+        or not all(
+            isinstance(v, dict) and set(v) == {"S"} and isinstance(v["S"], str) for v in value.values()
+        )
+        or value[partition]["S"] != wanted
+    ):
+        raise BadRequest(_BAD_TOKEN)
     return value
 
 
@@ -91,7 +103,7 @@ def _filtered(filters: dict[str, str], *, limit: int, position: Any, table: str)
         key,
         filters[key],
         limit=limit,
-        start=_start_key(position),
+        start=_start_key(position, key, filters[key]),
         equals={name: value for name, value in filters.items() if name != key},
         table=table,
     )
@@ -109,11 +121,13 @@ def _merged(*, limit: int, position: Any, table: str) -> Page:
         if cursor == _ENDED:
             continue
         records, last = jobs_table.query(
-            index, "status", status, limit=limit, start=_start_key(cursor), table=table
+            index, "status", status, limit=limit, start=_start_key(cursor, "status", status), table=table
         )
         fetched[status] = (records, last is None)
     candidates = [record for records, _ in fetched.values() for record in records]
-    candidates.sort(key=lambda r: (r.created_at, r.video_id), reverse=True)
+    # On created_at alone: the sort is stable, so each status keeps DynamoDB's own order among
+    # equal times, and the last record taken from a status is where its next page starts.
+    candidates.sort(key=lambda r: r.created_at, reverse=True)
     taken = candidates[:limit]
     after = dict(position)
     for status, (records, exhausted) in fetched.items():
@@ -143,13 +157,13 @@ def streaming_link(record: JobRecord, *, expires_in: int) -> str | None:
 def change(video_id: str, fields: dict[str, Any], *, if_match: str | None, now: str, table: str) -> JobRecord:
     """Set the caller's fields; 412 if the record changed since the ``If-Match`` updated_at."""
     current = record_of(video_id, table=table)
-    if not fields:
-        return current
-    expected = if_match.strip().strip('"') if if_match else None
+    expected = _etag(if_match)
     if expected is not None and expected != current.updated_at:
         raise PreconditionFailed(
             f"video {video_id!r} was updated at {current.updated_at}, not {expected}: read it again"
         )
+    if not fields:
+        return current
     changed = jobs_table.update_caller_fields(
         video_id, fields, expected_updated_at=expected, now=now, table=table
     )
@@ -159,11 +173,24 @@ def change(video_id: str, fields: dict[str, Any], *, if_match: str | None, now: 
     return changed
 
 
+def _etag(if_match: str | None) -> str | None:
+    """The ``updated_at`` an If-Match names; None for none or ``*`` (any version)."""
+    if if_match is None or if_match.strip() == "*":
+        return None
+    return if_match.strip().removeprefix("W/").strip('"')
+
+
 def delete(video_id: str, *, bucket: str, table: str) -> None:
-    """Delete the outputs, then the record; 409 while the job is processing."""
+    """Delete the outputs, then the record; 409 while the job is processing.
+
+    Its execution counts: a record is ``saved`` before Notify has sent the callback, whose
+    presigned URL must not point at a deleted object. Outputs first: if the record's delete
+    fails, the record stays and a second DELETE finishes the job.
+    """
     record = record_of(video_id, table=table)
-    if record.status == "processing":
-        raise Conflict(f"video {video_id!r} is processing: delete it once it is saved or failed")
+    running = record.execution_arn and executions.describe(record.execution_arn).status == "RUNNING"
+    if record.status == "processing" or running:
+        raise Conflict(f"video {video_id!r} is processing: delete it once its execution has ended")
     s3.delete_prefix(bucket, f"{VIDEOS_PREFIX}{video_id}/")
     if not jobs_table.delete_ended(video_id, table=table):
         latest = jobs_table.get(video_id, table=table)

@@ -9,14 +9,29 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
-from pipeline.models import JobRecord, JobStatus, Metadata
+from pipeline.models import CallbackDelivery, JobRecord, JobStatus, Metadata
 
 Connection = Literal["connected", "unavailable"]
-FileName = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^/\\\x00-\x1f]+$")]
+
+
+# A name, not a path: no '/', '\', control characters, nor '.' or '..' alone.
+def _not_dots(name: str) -> str:
+    if name in {".", ".."}:
+        raise ValueError("a file name, not '.' or '..'")
+    return name
+
+
+FileName = Annotated[
+    str, Field(min_length=1, max_length=255, pattern=r"^[^/\\\x00-\x1f]+$"), AfterValidator(_not_dots)
+]
 FILE_NAME: TypeAdapter[str] = TypeAdapter(FileName)
-ContentType = Annotated[str, Field(max_length=127, pattern=r"^[A-Za-z0-9.+-]+/[A-Za-z0-9.+-]+$")]
+# What the pipeline reads: videos, subtitles (SRT as its tools name it) and fonts (style.font_file).
+UPLOAD_TYPES = (
+    r"video/[a-z0-9.+-]+|application/(x-subrip|octet-stream)|text/(plain|srt)|font/(ttf|otf|collection)"
+)
+ContentType = Annotated[str, Field(max_length=127, pattern=f"^({UPLOAD_TYPES})$")]
 
 
 class Health(BaseModel):
@@ -37,7 +52,7 @@ class UploadRequest(BaseModel):
 
     filename: FileName
     content_type: ContentType = "application/octet-stream"
-    size: Annotated[int, Field(gt=0, description="bytes; the upload is refused by S3 if larger")]
+    size: Annotated[int, Field(gt=0, strict=True, description="bytes; S3 refuses a larger file")]
 
 
 class PresignedUpload(BaseModel):
@@ -62,9 +77,11 @@ class Links(BaseModel):
 
 
 class JobAccepted(BaseModel):
-    """``202``: the job runs in the state machine; poll ``links.self`` or wait for the callback."""
+    """``202``: the job runs in the state machine; poll ``links.self`` or wait for the callback.
 
-    status: Literal["processing"] = "processing"
+    ``status`` is the job's: ``processing`` for a new one; for a request seen before, its record's."""
+
+    status: JobStatus = "processing"
     job_id: str
     video_id: str
     execution_arn: str
@@ -97,13 +114,13 @@ class VideoView(BaseModel):
     execution_arn: str | None = None
     codecs: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+    callback: CallbackDelivery | None = Field(default=None, description="how the callback went, once sent")
 
     @classmethod
     def of(cls, record: JobRecord, *, link: str | None = None) -> VideoView:
         shown = record.shown()
         shown.pop("video_id")
-        for internal in ("request_key", "callback"):
-            shown.pop(internal, None)
+        shown.pop("request_key", None)
         return cls(id=record.video_id, link=link, **shown)
 
 
@@ -127,6 +144,13 @@ class VideoPatch(BaseModel):
     file_size: int | None = Field(default=None, description="refused: the state machine owns it")
     duration: float | None = Field(default=None, description="refused: the state machine owns it")
     resolution: str | None = Field(default=None, description="refused: the state machine owns it")
+
+    @field_validator("filename", "metadata", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("may be left out, not null (metadata: {} clears it)")
+        return value
 
     def pipeline_fields(self) -> list[str]:
         owned = ("status", "file_size", "duration", "resolution")

@@ -30,12 +30,12 @@ def product_version() -> str:
 
 
 def openapi_document(app: APIGatewayRestResolver, *, title: str, description: str) -> dict[str, Any]:
-    """The routes' OpenAPI 3.1 document, every error response an ``ErrorBody``."""
+    """The routes' OpenAPI 3.1 document, as the API answers: every error an ``ErrorBody``."""
     spec: dict[str, Any] = json.loads(
         app.get_openapi_json_schema(title=title, version=product_version(), description=description)
     )
     schemas = spec.setdefault("components", {}).setdefault("schemas", {})
-    for name in ("HTTPValidationError", "ValidationError"):
+    for name in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
         schemas.pop(name, None)
     error_schema = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
     for name, definition in error_schema.pop("$defs", {}).items():
@@ -43,13 +43,34 @@ def openapi_document(app: APIGatewayRestResolver, *, title: str, description: st
     schemas["ErrorBody"] = error_schema
     for operations in spec.get("paths", {}).values():
         for operation in operations.values():
-            responses = operation.get("responses", {})
-            if "422" in responses:
-                responses["422"] = {
-                    "description": "Invalid request (the message names the field)",
-                    "content": {"application/json": {"schema": {"$ref": _ERROR_REF}}},
-                }
+            _as_answered(operation)
     return spec
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": _ERROR_REF}}}}
+
+
+def _as_answered(operation: dict[str, Any]) -> None:
+    """Powertools' operation corrected: its 422 is ours; no body for a 204 or a redirect; no 422
+    where there is nothing to validate; every route may answer 500 and 503 (a store down)."""
+    responses = operation.setdefault("responses", {})
+    if "422" in responses:
+        responses["422"] = _error("Invalid request (the message names the field)")
+        if not operation.get("parameters") and "requestBody" not in operation:
+            del responses["422"]
+    for status, response in responses.items():
+        if status == "204" or status.startswith("3"):
+            response.pop("content", None)
+    responses.setdefault("500", _error("Internal error (the details are in the service's log)"))
+    responses.setdefault("503", _error("A store the route needs is unavailable: try again (Retry-After)"))
+
+
+def stage_path(app: APIGatewayRestResolver) -> str:
+    """The path API Gateway puts before the routes (``/prod``), as the caller used it; locally ``""``."""
+    event = app.current_event
+    called = str(getattr(event.request_context, "path", "") or "")
+    return called[: -len(event.path)] if called.endswith(event.path) else ""
 
 
 def install(app: APIGatewayRestResolver, *, prefix: str, title: str, description: str) -> None:
@@ -60,17 +81,13 @@ def install(app: APIGatewayRestResolver, *, prefix: str, title: str, description
         # '</' escaped: the document is also embedded in the page's <script>.
         return json.dumps(openapi_document(app, title=title, description=description)).replace("</", "<\\/")
 
-    def base() -> str:
-        context = app.current_event.request_context
-        stage_path = str(context.path or "") if hasattr(context, "path") else ""
-        event_path = app.current_event.path
-        return stage_path[: -len(event_path)] if stage_path.endswith(event_path) else ""
-
     def openapi_json() -> Response[str]:
         return Response(200, "application/json", document_text())
 
     def swagger_page() -> Response[str]:
-        assets = f"{base()}{prefix}/docs"
+        if (app.current_event.query_string_parameters or {}).get("format") == "json":
+            return openapi_json()  # the page's own "download" link
+        assets = f"{stage_path(app)}{prefix}/docs"
         page = generate_swagger_html(
             document_text(), f"{assets}/{_SCRIPT}", f"{assets}/{_STYLE}", assets, None, False
         )

@@ -53,6 +53,12 @@ class BadRequest(ApiError):
     pass
 
 
+class Unprocessable(ApiError):
+    """A well-formed request that cannot be done as asked (the message names the field)."""
+
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+
+
 class Unauthorized(ApiError):
     status = HTTPStatus.UNAUTHORIZED
     code = "UNAUTHORIZED"
@@ -108,14 +114,20 @@ def _field(location: Any) -> str:
     return ".".join(parts) or "body"
 
 
+_SHOWN_PROBLEMS = 3
+
+
 def validation_message(errors: Any) -> str:
-    """The first problem, ``field: message``, and how many more; never the value sent."""
+    """The first problems, ``field: message`` joined by ``; ``; never the value sent."""
     items = list(errors)
     if not items:
         return "the request is invalid"
-    first = items[0]
-    message = f"{_field(first.get('loc'))}: {first.get('msg', first.get('type', 'invalid'))}"
-    return message + (f" (and {len(items) - 1} more problems)" if len(items) > 1 else "")
+    shown = "; ".join(
+        f"{_field(item.get('loc'))}: {item.get('msg', item.get('type', 'invalid'))}"
+        for item in items[:_SHOWN_PROBLEMS]
+    )
+    more = len(items) - _SHOWN_PROBLEMS
+    return shown + (f" (and {more} more)" if more > 0 else "")
 
 
 def _api_error(err: ApiError) -> Response[Any]:
@@ -123,6 +135,8 @@ def _api_error(err: ApiError) -> Response[Any]:
 
 
 def _invalid(err: RequestValidationError) -> Response[Any]:
+    if any(item.get("type") == "json_invalid" for item in err.errors()):
+        return error_response(HTTPStatus.BAD_REQUEST, "INVALID_JSON", "the body is not valid JSON")
     return error_response(
         HTTPStatus.UNPROCESSABLE_ENTITY, "INVALID_REQUEST", validation_message(err.errors())
     )
@@ -150,8 +164,10 @@ def _invalid_input(err: InvalidInput) -> Response[Any]:
 
 
 def _failed(err: VidpError) -> Response[Any]:
+    # The message may name a table or quote AWS: it goes to the log; the caller gets the code.
     _log.error("request failed", extra={"error_code": err.code, "error": str(err)})
-    return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, err.code, str(err))
+    message = "internal error: the request was not completed (the service's log has the details)"
+    return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, err.code, message)
 
 
 def _unexpected(err: Exception) -> Response[Any]:
@@ -174,8 +190,26 @@ _HANDLERS: tuple[tuple[type[Exception], Callable[[Any], Response[Any]]], ...] = 
 """Looked up by the exception's class, most specific first (Powertools walks the MRO)."""
 
 
-def install(app: APIGatewayRestResolver) -> None:
-    """Make every error of ``app`` an ``ErrorBody`` response."""
+def install(
+    app: APIGatewayRestResolver, *, body_type: Callable[[str], str | None] = lambda path: None
+) -> None:
+    """Make every error of ``app`` an ``ErrorBody`` response.
+
+    ``body_type(path)``: the media type a route's body must be, if any. A body of another type
+    that fails validation is a 415, not a missing field (Powertools reads a JSON route's form
+    body as no body at all, and a form route's JSON as text).
+    """
+
+    def invalid(err: RequestValidationError) -> Response[Any]:
+        event = app.current_event
+        takes_body = body_type is not None and event.http_method in {"POST", "PUT", "PATCH"}
+        wanted = body_type(event.path.rstrip("/")) if body_type is not None and takes_body else None
+        headers = {name.lower(): value for name, value in (event.headers or {}).items()}
+        given = headers.get("content-type", "").split(";")[0].strip().lower()
+        if wanted is not None and given != wanted:
+            message = f"the body must be {wanted} (Content-Type: {given or 'none'})"
+            return error_response(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE", message)
+        return _invalid(err)
 
     def no_route(err: NotFoundError) -> Response[Any]:
         event = app.current_event
@@ -183,6 +217,7 @@ def install(app: APIGatewayRestResolver) -> None:
 
     for kind, function in _HANDLERS:
         app.exception_handler(kind)(function)
+    app.exception_handler(RequestValidationError)(invalid)
     app.exception_handler(NotFoundError)(no_route)
 
 

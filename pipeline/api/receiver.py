@@ -19,7 +19,6 @@ import base64
 import binascii
 import uuid
 from datetime import UTC, datetime
-from http import HTTPStatus
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
@@ -61,12 +60,6 @@ _SIGNED = (
     "`webhook-id`, `webhook-timestamp`, `webhook-signature`). The signature is checked over the raw "
     "body first: 401 when it is missing, wrong, or its timestamp is more than 5 minutes away."
 )
-
-
-class Unprocessable(errors.ApiError):
-    """A signed body that is not a callback we can store (no status, another task's id...)."""
-
-    status = HTTPStatus.UNPROCESSABLE_ENTITY
 
 
 def make_receiver() -> APIGatewayRestResolver:
@@ -208,9 +201,9 @@ def _callback_payload(verified: dict[str, Any], task_id: str) -> CallbackPayload
         payload = CallbackPayload.model_validate(verified)
     except ValidationError as err:
         message = errors.validation_message(err.errors(include_url=False, include_input=False))
-        raise Unprocessable(f"the callback is not one this receiver stores: {message}") from None
+        raise errors.Unprocessable(f"the callback is not one this receiver stores: {message}") from None
     if payload.task_id is not None and payload.task_id != task_id:
-        raise Unprocessable("task_id: the payload's task_id is not the one in the path")
+        raise errors.Unprocessable("task_id: the payload's task_id is not the one in the path")
     return payload
 
 

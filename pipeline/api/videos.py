@@ -51,7 +51,6 @@ from pipeline.deployment import UPLOADS_PREFIX, VIDEOS_PREFIX
 from pipeline.failures import VidpError
 from pipeline.logs import configure
 from pipeline.models import ExternalId, JobRequest, JobStatus, Resolution, validation_problems, video_id_for
-from pipeline.starter import Started
 
 SERVICE = "VidP pipeline API"
 DESCRIPTION = (
@@ -72,7 +71,7 @@ def _now() -> str:
 def make_app() -> APIGatewayRestResolver:
     """The videos API's resolver with every route."""
     app = APIGatewayRestResolver(enable_validation=True)
-    errors.install(app)
+    errors.install(app, body_type=_body_type)
     docs.install(app, prefix="/api", title=SERVICE, description=DESCRIPTION)
     _add_health(app)
     _add_jobs(app)
@@ -80,20 +79,29 @@ def make_app() -> APIGatewayRestResolver:
     return app
 
 
+def _body_type(path: str) -> str | None:
+    """The media type of the body a route takes (the routes with a body)."""
+    if path == "/api/process-video":
+        return "multipart/form-data"
+    if path in {"/api/jobs", "/api/uploads"} or path.startswith("/api/videos/"):
+        return "application/json"
+    return None
+
+
 def _base(app: APIGatewayRestResolver) -> str:
     """The API's root URL as the caller reached it (stage path included on API Gateway)."""
     event = app.current_event
     headers = {name.lower(): value for name, value in (event.headers or {}).items()}
     scheme = headers.get("x-forwarded-proto", "http")
-    context_path = str(getattr(event.request_context, "path", "") or "")
-    stage = context_path[: -len(event.path)] if context_path.endswith(event.path) else ""
-    return f"{scheme}://{headers.get('host', '127.0.0.1')}{stage}"
+    return f"{scheme}://{headers.get('host', '127.0.0.1')}{docs.stage_path(app)}"
 
 
-def _accepted(app: APIGatewayRestResolver, started: Started) -> Response[JobAccepted]:
+def _accepted(app: APIGatewayRestResolver, submitted: submissions.Submitted) -> Response[JobAccepted]:
+    started = submitted.started
     video_id = video_id_for(started.job_id)
     base = _base(app)
     body = JobAccepted(
+        status=submitted.status,
         job_id=started.job_id,
         video_id=video_id,
         execution_arn=started.execution_arn,
@@ -108,9 +116,10 @@ def _accepted(app: APIGatewayRestResolver, started: Started) -> Response[JobAcce
     )
 
 
-def _accepted_responses() -> dict[int, Any]:
+def _accepted_responses(*without: int) -> dict[int, Any]:
     ok = {"description": "Accepted: the job runs", "content": {"application/json": {"model": JobAccepted}}}
-    return {202: ok, **error_responses(400, 409, 413, 415, 422, 503)}
+    statuses = [status for status in (400, 409, 413, 415, 422) if status not in without]
+    return {202: ok, **error_responses(*statuses)}
 
 
 def _add_health(app: APIGatewayRestResolver) -> None:
@@ -153,7 +162,7 @@ def _add_jobs(app: APIGatewayRestResolver) -> None:
         summary="A presigned form upload of a video or an SRT into the bucket",
         responses={
             200: {"description": "where to upload", "content": {"application/json": {"model": UploadTicket}}},
-            **error_responses(413, 422),
+            **error_responses(413, 415, 422),
         },
     )
     def create_upload(upload: Annotated[UploadRequest, Body()]) -> UploadTicket:
@@ -177,15 +186,15 @@ def _add_jobs(app: APIGatewayRestResolver) -> None:
             s3_uri=str(uri), upload=PresignedUpload(url=url, fields=fields), expires_at=expires_at
         )
 
-    @app.post("/api/jobs", summary="Start a job (a JobRequest)", responses=_accepted_responses())
+    @app.post(
+        "/api/jobs",
+        summary="Start a job (a JobRequest)",
+        responses=_accepted_responses(413),
+    )
     def create_job(
         request: Annotated[JobRequest, Body()], key: IdempotencyKey = None
     ) -> Response[JobAccepted]:
-        settings = api_settings()
-        started = submissions.start(
-            request, idempotency_key=key, state_machine_arn=settings.state_machine_arn
-        )
-        return _accepted(app, started)
+        return _accepted(app, _submit(request, key))
 
     @app.post(
         "/api/process-video/",
@@ -202,10 +211,10 @@ def _add_jobs(app: APIGatewayRestResolver) -> None:
         key: IdempotencyKey = None,
     ) -> Response[JobAccepted]:
         settings = api_settings()
-        files = [_form_file(video, "video"), _form_file(srt_file, "srt_file")]
-        video_uri, srt_uri = submissions.store_form(
-            *files, bucket=settings.bucket, max_video_bytes=settings.max_video_bytes
+        form = submissions.Form(
+            _form_file(video, "video"), _form_file(srt_file, "srt_file"), bucket=settings.bucket
         )
+        video_uri, srt_uri = form.video_uri, form.srt_uri
         fields: dict[str, Any] = {
             "video": {"s3_uri": str(video_uri)},
             "subtitles": {"s3_uri": str(srt_uri)},
@@ -217,11 +226,16 @@ def _add_jobs(app: APIGatewayRestResolver) -> None:
         try:
             request = JobRequest.model_validate({k: v for k, v in fields.items() if v is not None})
         except ValidationError as err:
-            raise errors.BadRequest(validation_problems(err, first_only=True)) from None
-        started = submissions.start(
-            request, idempotency_key=key, state_machine_arn=settings.state_machine_arn
-        )
-        return _accepted(app, started)
+            raise errors.Unprocessable(validation_problems(err, first_only=True)) from None
+        form.store(max_video_bytes=settings.max_video_bytes)  # only a valid request stores files
+        return _accepted(app, _submit(request, key))
+
+
+def _submit(request: JobRequest, key: str | None) -> submissions.Submitted:
+    settings = api_settings()
+    return submissions.start(
+        request, idempotency_key=key, state_machine_arn=settings.state_machine_arn, table=settings.table_name
+    )
 
 
 def _form_file(upload: UploadFile, field: str) -> submissions.FormFile:
@@ -281,7 +295,7 @@ def _add_videos(app: APIGatewayRestResolver) -> None:
         "/api/videos/<video_id>",
         summary="Change the caller's fields (metadata, display filename); If-Match: the ETag read",
         responses={200: {"description": "changed", "content": {"application/json": {"model": VideoView}}},
-                   **error_responses(404, 409, 412, 422)},
+                   **error_responses(404, 409, 412, 415, 422)},
     )  # fmt: skip
     def patch_video(
         video_id: VideoId,

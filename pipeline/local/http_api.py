@@ -23,6 +23,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
@@ -174,14 +175,17 @@ class ApiServer:
     def own_origins(self) -> set[str]:
         return {f"http://{host}:{self.port}" for host in ("127.0.0.1", "localhost")}
 
-    def refusal(self, headers: Mapping[str, str]) -> tuple[int, str, str] | None:
-        """Why a request is not served (status, code, message), or None."""
+    def refusal(self, headers: Message) -> tuple[int, str, str] | None:
+        """Why a request is not served (status, code, message), or None. Header names are read
+        case-insensitively (``Message``): a lowercase Content-Length is the same limit."""
         refused = page_refusal(dict(headers.items()), self.own_origins())
         if refused:
             return 403, "FORBIDDEN", refused
-        if headers.get("Transfer-Encoding", "").lower() == "chunked":
+        if headers.get("Transfer-Encoding") is not None:
             return 411, "LENGTH_REQUIRED", "send a Content-Length (chunked bodies are not accepted)"
-        length = headers.get("Content-Length") or "0"
+        if len(headers.get_all("Content-Length") or []) > 1:
+            return 400, "INVALID_REQUEST", "more than one Content-Length"
+        length = str(headers.get("Content-Length") or "0").strip()
         if not length.isdigit():
             return 400, "INVALID_REQUEST", "the Content-Length is not a number"
         if int(length) > self.max_body_bytes:
@@ -212,7 +216,7 @@ class ApiServer:
 
             def _serve(self) -> None:
                 headers = list(self.headers.items())
-                refused = server.refusal(dict(self.headers.items()))
+                refused = server.refusal(self.headers)
                 if refused is not None:
                     self._answer(*refused)
                     return

@@ -272,7 +272,7 @@ def test_an_idempotency_key_is_the_jobs_identity(api: httpx.Client, aws: LocalAw
             "body.video.s3_uri",
         ),
         ("POST", "/api/jobs", {"video": {"s3_uri": "s3://b-b/k"}}, 422, "body.subtitles"),
-        ("POST", "/api/jobs", None, 422, "body"),
+        ("POST", "/api/jobs", None, 415, "application/json"),
         ("POST", "/api/uploads", {"filename": "a/b.mp4", "size": 3}, 422, "body.filename"),
         ("POST", "/api/uploads", {"filename": "big.mp4", "size": 6 * 1024**3}, 413, "size"),
         ("GET", "/api/videos/?limit=0", None, 422, "limit"),
@@ -354,3 +354,92 @@ def test_other_sites_pages_cannot_drive_the_local_api(api: httpx.Client) -> None
         "/api/health", headers={"Origin": str(api.base_url).rstrip("/"), "Sec-Fetch-Site": "same-origin"}
     )
     assert own.status_code == 200
+
+
+def test_a_deleted_videos_request_runs_again_as_a_new_execution(api: httpx.Client, clip: Path) -> None:
+    request = {"video": {"s3_uri": upload(api, "again.mp4", clip.read_bytes(), "video/mp4")},
+               "subtitles": {"s3_uri": upload(api, "again.srt", SIMPLE_SRT, "application/x-subrip")},
+               "resolution": "360p"}  # fmt: skip
+    first = api.post("/api/jobs", json=request).json()
+    wait_for(api, first["video_id"], "saved")
+    seen = api.post("/api/jobs", json=request).json()
+    assert (
+        seen["status"] == "saved" and seen["new"] is False and seen["execution_arn"] == first["execution_arn"]
+    )
+    assert api.delete(f"/api/videos/{first['video_id']}").status_code == 204
+
+    again = api.post("/api/jobs", json=request)
+    assert again.status_code == 202 and again.json()["new"] is True
+    assert again.json()["execution_arn"] == first["execution_arn"] + "-run2"
+    assert wait_for(api, first["video_id"], "saved")["execution_arn"] == again.json()["execution_arn"]
+    latest = api.post("/api/jobs", json=request).json()
+    assert latest["execution_arn"] == again.json()["execution_arn"] and latest["status"] == "saved"
+
+
+def test_a_saved_videos_record_says_how_its_callback_went(api: httpx.Client, saved: dict[str, Any]) -> None:
+    record = api.get(f"/api/videos/{saved['accepted']['video_id']}").json()
+    assert record["callback"]["status"] == "skipped"  # the request named no callback_url
+
+
+def test_patch_refuses_null_and_clears_metadata_with_an_empty_object(
+    api: httpx.Client, aws: LocalAws
+) -> None:
+    started = api.post("/api/jobs", json={"video": {"s3_uri": f"s3://{aws.bucket}/uploads/n.mp4"},
+                                          "subtitles": {"url": "https://s.example/a.srt"},
+                                          "metadata": {"k": 1}}).json()  # fmt: skip
+    video_id = started["video_id"]
+    assert wait_for(api, video_id, "failed")["metadata"] == {"k": 1}
+    for body in ({"filename": None}, {"metadata": None}):
+        refused = api.patch(f"/api/videos/{video_id}", json=body)
+        assert refused.status_code == 422 and "not null" in error_of(refused)["message"], body
+    cleared = api.patch(f"/api/videos/{video_id}", json={"metadata": {}}, headers={"If-Match": "*"})
+    assert cleared.status_code == 200 and cleared.json()["metadata"] == {}
+
+
+@pytest.mark.parametrize(
+    ("path", "content", "content_type", "status", "code"),
+    [
+        ("/api/jobs", b"video=x", "application/x-www-form-urlencoded", 415, "UNSUPPORTED_MEDIA_TYPE"),
+        ("/api/jobs", b'{"video": ', "application/json", 400, "INVALID_JSON"),
+        ("/api/uploads", b'{"filename": "a.mp4", "size": 3}', "text/plain", 415, "UNSUPPORTED_MEDIA_TYPE"),
+        ("/api/process-video/", b'{"video": "a"}', "application/json", 415, "UNSUPPORTED_MEDIA_TYPE"),
+        ("/api/uploads", b'{"filename": "a.mp4", "size": true}', "application/json", 422, "INVALID_REQUEST"),
+        ("/api/uploads", b'{"filename": "a.mp4", "size": 3, "content_type": "text/html"}', "application/json",
+         422, "INVALID_REQUEST"),
+        ("/api/uploads", b'{"filename": "..", "size": 3}', "application/json", 422, "INVALID_REQUEST"),
+    ],
+)  # fmt: skip
+def test_a_body_of_the_wrong_kind_is_refused_as_such(
+    api: httpx.Client, path: str, content: bytes, content_type: str, status: int, code: str
+) -> None:
+    answer = api.post(path, content=content, headers={"Content-Type": content_type})
+    assert answer.status_code == status and error_of(answer)["code"] == code, answer.text
+
+
+def test_a_forged_page_token_is_a_400(api: httpx.Client) -> None:
+    import base64
+    import json
+
+    for position in (None, {"video_id": {"S": "x"}}, {"saved": {"video_id": {"N": "1"}}}):
+        text = json.dumps({"f": "0" * 16, "p": position} if position else {"f": "x"})
+        token = base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+        for params in ({"next_token": token}, {"next_token": token, "status": "saved"}):
+            refused = api.get("/api/videos/", params=params)
+            assert refused.status_code == 400 and "next_token" in error_of(refused)["message"], params
+
+
+def test_a_refused_start_is_a_500_that_quotes_no_aws_message(
+    api: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "VIDP_STATE_MACHINE_ARN", "arn:aws:states:us-east-1:123456789012:stateMachine:vidp-gone"
+    )
+    api_settings.cache_clear()
+    try:
+        answer = api.post("/api/jobs", json={"video": {"s3_uri": "s3://vidp-local-media/uploads/a.mp4"},
+                                             "subtitles": {"url": "https://s.example/a.srt"}})  # fmt: skip
+    finally:
+        monkeypatch.undo()
+        api_settings.cache_clear()
+    assert answer.status_code == 500 and error_of(answer)["code"] == "STORAGE_FAILED"
+    assert "vidp-gone" not in answer.text and "StateMachine" not in answer.text
