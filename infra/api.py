@@ -101,11 +101,11 @@ class Api(Construct):
                 actions=["states:StartExecution", "states:DescribeStateMachine"], resources=[arn]
             ),
             iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[executions]),
-            # Records: read, patch, delete (ValidateInput creates them); DescribeTable for health.
+            # Records: read, patch, delete (ValidateInput creates them); DescribeTable for health;
+            # lists are Queries of the indexes only.
             iam.PolicyStatement(
                 actions=[
                     "dynamodb:GetItem",
-                    "dynamodb:Query",
                     "dynamodb:UpdateItem",
                     "dynamodb:DeleteItem",
                     "dynamodb:DescribeTable",

@@ -20,9 +20,9 @@ from infra.proxy_api import INDEX_REASON, ProxyApi, api_function
 from pipeline.deployment import CALLBACKS_INDEXES, CALLBACKS_TABLE_KEY, CALLBACKS_TABLE_SORT
 
 HANDLER = "pipeline.api.receiver.handler"
-# Only POSTs are public (callbacks, and /test/simulate where enabled): the stored payloads hold
-# presigned file URLs, bearer credentials for their caller, so reading them needs SigV4.
-PUBLIC_METHODS = ("POST",)
+# Only the callbacks' POST is public: the stored payloads hold presigned file URLs, bearer
+# credentials for their caller, so reading them needs SigV4, and so does /test/simulate.
+PUBLIC_ROUTES = (("callback/{task_id}", "POST"),)
 _S = dynamodb.AttributeType.STRING
 
 
@@ -84,7 +84,7 @@ class CallbackReceiver(Construct):
         # Stored once per webhook-id (a conditional put), read by task, batch and newest first.
         self.function.add_to_role_policy(
             iam.PolicyStatement(
-                actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"],
+                actions=["dynamodb:PutItem", "dynamodb:Query"],
                 resources=[self.table.table_arn],
             )
         )
@@ -99,7 +99,7 @@ class CallbackReceiver(Construct):
             name="callbacks",
             description="VidP callback receiver (public: only payloads signed with the webhook secret)",
             function=self.function,
-            public_methods=PUBLIC_METHODS,
+            public_routes=PUBLIC_ROUTES,
             logging_ready=logging_ready,
         )
         for method in self.api.public_methods:
@@ -108,7 +108,7 @@ class CallbackReceiver(Construct):
                 "AwsSolutions-APIG4",
                 "Public by design: a callback is authenticated by its Standard Webhooks signature "
                 "(HMAC with the pipeline's secret), verified in code; an unsigned or tampered payload "
-                "gets 401 and is not stored. POST /test/simulate is refused in prod.",
+                "gets 401 and is not stored.",
             )
         acknowledge(
             self.api.rest_api,

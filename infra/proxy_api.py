@@ -32,6 +32,8 @@ INDEX_REASON = (
     "Query on this table's own global secondary indexes (index/*): each listing is served by an "
     "index, never a Scan."
 )
+# The routes' error shape for API Gateway's own answers ($context.error.messageString is quoted).
+GATEWAY_ERROR = '{"error": {"code": "$context.error.responseType", "message": $context.error.messageString}}'
 WAF_REASON = (
     "No WAF web ACL (a per-account cost and policy choice): the stage is throttled and every request "
     "is authenticated, by SigV4 at API Gateway or, for the receiver's callback POSTs, by the webhook "
@@ -77,10 +79,12 @@ def api_function(
 class ProxyApi(Construct):
     """A regional REST API whose every path and method goes to ``function`` (the resolver routes).
 
-    Every method is IAM-authorised (callers sign with SigV4) except ``public_methods`` under
-    ``{proxy+}``, which the code authenticates itself. One stage (``<env>``): throttled, JSON
-    access logs in their own log group, ERROR-level execution logs (never bodies: a response may
-    hold a presigned URL), metrics, X-Ray, and an alarm on any 5xx in five minutes.
+    Every method is IAM-authorised (callers sign with SigV4) except ``public_routes`` (path,
+    method), which the code authenticates itself. API Gateway's own errors (SigV4 refused, 429
+    throttled, 504) have the routes' error shape, ``{"error": {"code", "message"}}``. One stage
+    (``<env>``): throttled, JSON access logs in their own log group, ERROR-level execution logs
+    (never bodies: a response may hold a presigned URL), metrics, X-Ray, and an alarm on any 5xx
+    in five minutes.
     """
 
     def __init__(
@@ -92,7 +96,7 @@ class ProxyApi(Construct):
         name: str,
         description: str,
         function: lambda_.IFunction,
-        public_methods: Sequence[str] = (),
+        public_routes: Sequence[tuple[str, str]] = (),
         binary_media_types: Sequence[str] | None = None,
         cloud_watch_role: bool = False,
         logging_ready: IDependable | None = None,
@@ -164,16 +168,25 @@ class ProxyApi(Construct):
             )
             for resource in (self.rest_api.root, proxy)
         ]
-        # API Gateway prefers a resource's own method to its ANY: these skip SigV4.
+        # A resource of its own is preferred to {proxy+}: these skip SigV4, for that path only.
         self.public_methods = [
-            proxy.add_method(
+            self.rest_api.root.resource_for_path(path).add_method(
                 method,
                 integration,
                 authorization_type=apigw.AuthorizationType.NONE,
                 request_validator=validator,
             )
-            for method in public_methods
+            for path, method in public_routes
         ]
+        for kind, response_type in (
+            ("4xx", apigw.ResponseType.DEFAULT_4_XX),
+            ("5xx", apigw.ResponseType.DEFAULT_5_XX),
+        ):
+            self.rest_api.add_gateway_response(
+                f"Default{kind}",
+                type=response_type,
+                templates={"application/json": GATEWAY_ERROR},
+            )
         self.server_errors = cloudwatch.Alarm(
             self,
             "ServerErrorsAlarm",

@@ -100,20 +100,26 @@ def test_every_method_of_the_videos_api_is_iam_authorised_and_proxies_to_its_lam
     assert [r["Properties"]["PathPart"] for r in resources.values()] == ["{proxy+}"]
 
 
-def test_only_posts_to_the_receiver_are_public_and_reading_results_needs_sigv4(synth: Synth) -> None:
+def test_only_the_callbacks_post_is_public_and_everything_else_needs_sigv4(synth: Synth) -> None:
     function_id, _ = _function(synth, "pipeline.api.receiver.handler")
     methods = _of_api(synth, "AWS::ApiGateway::Method", _api(synth, RECEIVER_API))
-    [proxy_id] = _of_api(synth, "AWS::ApiGateway::Resource", _api(synth, RECEIVER_API))
+    resources = _of_api(synth, "AWS::ApiGateway::Resource", _api(synth, RECEIVER_API))
+    parts = {rid: r["Properties"]["PathPart"] for rid, r in resources.items()}
     found = {
         (
-            "proxy" if m["Properties"]["ResourceId"] == {"Ref": proxy_id} else "root",
+            parts.get(m["Properties"]["ResourceId"].get("Ref", ""), "root"),
             m["Properties"]["HttpMethod"],
             m["Properties"]["AuthorizationType"],
         )
         for m in methods.values()
     }
-    # POST /callback/{task_id} (signature checked in code); GET /callback/..., /test/results signed.
-    assert found == {("root", "ANY", "AWS_IAM"), ("proxy", "ANY", "AWS_IAM"), ("proxy", "POST", "NONE")}
+    # POST /callback/{task_id} (signature checked in code); reading results and /test/simulate signed.
+    assert found == {
+        ("root", "ANY", "AWS_IAM"),
+        ("{proxy+}", "ANY", "AWS_IAM"),
+        ("{task_id}", "POST", "NONE"),
+    }
+    assert sorted(parts.values()) == ["callback", "{proxy+}", "{task_id}"]
     for method in methods.values():
         assert f"<{function_id}.Arn>" in _text(method["Properties"]["Integration"]["Uri"])
 
@@ -145,7 +151,7 @@ def test_every_method_has_a_request_validator_of_its_api(synth: Synth) -> None:
 def test_the_videos_lambda_may_do_exactly_what_its_routes_do(synth: Synth) -> None:
     [(machine_id, _)] = synth.resources("AWS::StepFunctions::StateMachine").items()
     table, bucket = f"<{synth.jobs_table()[0]}.Arn>", f"<{_media_bucket_id(synth)}.Arn>"
-    records = {"GetItem", "Query", "UpdateItem", "DeleteItem", "DescribeTable"}
+    records = {"GetItem", "UpdateItem", "DeleteItem", "DescribeTable"}
     assert _grants(synth, "pipeline.api.videos.handler") == XRAY | {
         ("states:StartExecution", f"<{machine_id}>"),
         ("states:DescribeStateMachine", f"<{machine_id}>"),
@@ -181,7 +187,6 @@ def test_the_receiver_lambda_reads_the_secret_and_reads_and_writes_its_own_table
     assert _grants(synth, "pipeline.api.receiver.handler") == XRAY | {
         ("secretsmanager:GetSecretValue", f"<{secret_id}>"),
         ("secretsmanager:DescribeSecret", f"<{secret_id}>"),
-        ("dynamodb:GetItem", table),
         ("dynamodb:PutItem", table),
         ("dynamodb:Query", table),
         ("dynamodb:Query", f"{table}/index/*"),
@@ -402,3 +407,12 @@ def test_a_bad_api_context_value_is_one_line_naming_the_key(key: str, value: str
         DeployConfig.from_values({key: value})
     message = str(raised.value)
     assert message.startswith(f"context {key}={value!r}: ") and "\n" not in message
+
+
+def test_api_gateways_own_errors_have_the_routes_error_shape(synth: Synth) -> None:
+    for name in (VIDEOS_API, RECEIVER_API):
+        responses = _of_api(synth, "AWS::ApiGateway::GatewayResponse", _api(synth, name))
+        assert {r["Properties"]["ResponseType"] for r in responses.values()} == {"DEFAULT_4XX", "DEFAULT_5XX"}
+        for response in responses.values():
+            template = response["Properties"]["ResponseTemplates"]["application/json"]
+            assert template.startswith('{"error": {"code": "$context.error.responseType"')
