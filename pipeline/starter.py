@@ -30,7 +30,6 @@ from functools import cache, lru_cache
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote_plus
 
-import boto3
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser.models import S3EventNotificationEventBridgeModel, SqsModel
@@ -39,7 +38,7 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from pipeline.adapters import events, s3
+from pipeline.adapters import aws_clients, events, s3
 from pipeline.adapters.executions import stepfunctions_client
 from pipeline.adapters.s3 import S3Uri
 from pipeline.deployment import METRIC_NAMESPACE, UPLOAD_REJECTED_EVENT, UPLOADS_REJECTED_METRIC
@@ -146,7 +145,7 @@ def metric_name(outcome: Outcome) -> str:
 def sqs_client() -> Any:  # no type stubs for SQS are installed
     """The shared SQS client (sidecar checks), built on first use."""
     config = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=10)
-    return boto3.client("sqs", config=config)
+    return aws_clients.client("sqs", config)
 
 
 class UploadIgnored(Exception):

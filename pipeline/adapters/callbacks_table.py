@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, Field
 
+from pipeline.adapters import aws_clients
 from pipeline.adapters.aws_errors import translate
 from pipeline.adapters.jobs_table import from_item, to_item
 from pipeline.deployment import CALLBACKS_INDEXES, CALLBACKS_KIND, CALLBACKS_TABLE_KEY, CALLBACKS_TABLE_SORT
@@ -82,7 +82,7 @@ class InvalidPageToken(ValueError):
 def dynamodb_client() -> Any:  # no type stubs for DynamoDB are installed
     """The receiver's DynamoDB client, built on first use."""
     config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=10)
-    return boto3.client("dynamodb", config=config)
+    return aws_clients.client("dynamodb", config)
 
 
 # --- operations -------------------------------------------------------------------------------

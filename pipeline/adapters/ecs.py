@@ -10,11 +10,10 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeline.adapters import aws_errors
+from pipeline.adapters import aws_clients, aws_errors
 
 _TRANSIENT_CODES = {"ThrottlingException", "ServerException"}
 _REASON_LIMIT = 255  # StopTask's reason is at most 255 characters
@@ -24,7 +23,7 @@ _REASON_LIMIT = 255  # StopTask's reason is at most 255 characters
 def ecs_client() -> Any:  # no type stubs for ECS are installed
     """The shared ECS client, built on first use."""
     config = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=20)
-    return boto3.client("ecs", config=config)
+    return aws_clients.client("ecs", config)
 
 
 def stop_video_tasks(cluster: str, video_id: str, reason: str, *, client: Any = None) -> list[str]:

@@ -11,10 +11,10 @@ import json
 from functools import lru_cache
 from typing import Any
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from pipeline.adapters import aws_clients
 from pipeline.deployment import EVENT_SOURCE
 from pipeline.failures import StorageFailed, StorageUnavailable
 
@@ -25,7 +25,7 @@ _TRANSIENT_CODES = {"ThrottlingException", "InternalException", "InternalFailure
 def events_client() -> Any:  # no type stubs for EventBridge are installed
     """The shared EventBridge client, built on first use."""
     config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=10)
-    return boto3.client("events", config=config)
+    return aws_clients.client("events", config)
 
 
 def put_event(detail_type: str, detail: dict[str, Any], *, bus: str, client: Any = None) -> str:

@@ -12,11 +12,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeline.adapters import aws_errors
+from pipeline.adapters import aws_clients, aws_errors
 from pipeline.failures import StorageFailed, StorageUnavailable
 
 _TRANSIENT_CODES = {"ThrottlingException", "ServiceUnavailable", "InternalFailure"}
@@ -27,7 +26,7 @@ _HISTORY_PAGE = 50
 def stepfunctions_client() -> Any:  # no type stubs for Step Functions are installed
     """The shared Step Functions client, built on first use."""
     config = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
-    return boto3.client("stepfunctions", config=config)
+    return aws_clients.client("stepfunctions", config)
 
 
 @dataclass(frozen=True)

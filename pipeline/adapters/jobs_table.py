@@ -17,11 +17,11 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from pipeline.adapters import aws_clients
 from pipeline.deployment import TABLE_KEY
 from pipeline.failures import StorageFailed, StorageUnavailable, VidpError
 from pipeline.models import CallbackDelivery, JobRecord
@@ -44,7 +44,7 @@ _deserializer = TypeDeserializer()
 def dynamodb_client() -> Any:  # no type stubs for DynamoDB are installed
     """The shared DynamoDB client, built on first use."""
     config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=10)
-    return boto3.client("dynamodb", config=config)
+    return aws_clients.client("dynamodb", config)
 
 
 def timestamp(moment: datetime) -> str:

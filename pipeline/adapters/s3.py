@@ -26,12 +26,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
-import boto3
 from boto3.exceptions import RetriesExceededError, S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from pipeline.adapters import aws_clients
 from pipeline.failures import (
     InvalidInput,
     ObjectNotFound,
@@ -126,7 +126,8 @@ def s3_client() -> S3Client:
         connect_timeout=10,
         read_timeout=60,
     )
-    return boto3.client("s3", config=config)
+    s3: S3Client = aws_clients.client("s3", config)
+    return s3
 
 
 # --- reading ------------------------------------------------------------------------------------
@@ -303,9 +304,9 @@ def delete_prefix(
 
 @lru_cache(maxsize=2)
 def _presign_client(addressing_style: Literal["virtual", "path"]) -> S3Client:
-    return boto3.client(
-        "s3", config=Config(signature_version="s3v4", s3={"addressing_style": addressing_style})
-    )
+    config = Config(signature_version="s3v4", s3={"addressing_style": addressing_style})
+    s3: S3Client = aws_clients.client("s3", config)
+    return s3
 
 
 def _style(uri: S3Uri) -> Literal["virtual", "path"]:

@@ -29,11 +29,10 @@ from email.utils import parsedate_to_datetime
 from functools import lru_cache
 from typing import Any
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from pipeline.adapters import http
+from pipeline.adapters import aws_clients, http
 from pipeline.failures import (
     HttpUnavailable,
     UnsafeUrl,
@@ -150,7 +149,7 @@ _secret_lock = threading.Lock()
 @lru_cache(maxsize=1)
 def _secretsmanager_client() -> Any:
     """Built on first use (no module-level side effects); boto3 reads region/endpoint itself."""
-    return boto3.client("secretsmanager")
+    return aws_clients.client("secretsmanager")
 
 
 def webhook_secret() -> str:

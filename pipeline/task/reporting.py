@@ -17,10 +17,11 @@ from collections.abc import Callable, Iterator
 from functools import lru_cache
 from typing import Any
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel
+
+from pipeline.adapters import aws_clients
 
 PROGRESS_STEP_PERCENT = 5.0
 TOKEN_VARIABLE = "VIDP_TASK_TOKEN"  # noqa: S105 - the variable's name, not a secret
@@ -66,7 +67,7 @@ class ProgressLog:
 def stepfunctions_client() -> Any:  # no type stubs for Step Functions are installed
     """The Step Functions client, built on first use; boto3 honours AWS_ENDPOINT_URL like S3's."""
     config = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=10, read_timeout=30)
-    return boto3.client("stepfunctions", config=config)
+    return aws_clients.client("stepfunctions", config)
 
 
 def error_code(err: ClientError | BotoCoreError) -> str:

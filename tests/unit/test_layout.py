@@ -28,6 +28,7 @@ ABOVE_ADAPTERS = (
     "pipeline.uploads",
     "pipeline.reconciler",
     "pipeline.cli",
+    "pipeline.api",
 )
 
 
