@@ -8,15 +8,13 @@ the "latest" listings read the two GSIs of ``pipeline.deployment.CALLBACKS_INDEX
 
 Errors are translated once, here, as in ``jobs_table``: throttling, 5xx and connection failures
 -> ``StorageUnavailable``; anything else DynamoDB refuses -> ``StorageFailed``; a page token that
-is not one of ours -> ``InvalidPageToken`` (a ``ValueError``: the caller's mistake). The payload is
-kept as JSON text: any JSON a caller's pipeline sends is stored as sent (a DynamoDB map refuses
+is not one of ours -> ``page_tokens.InvalidPageToken`` (a ``ValueError``: the caller's mistake).
+The payload is kept as JSON text: any JSON a caller's pipeline sends is stored as sent (a DynamoDB map refuses
 numbers past 38 digits or 1e126, which JSON allows).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from collections import Counter
 from collections.abc import Iterator
@@ -28,7 +26,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, Field
 
-from pipeline.adapters import aws_clients
+from pipeline.adapters import aws_clients, page_tokens
 from pipeline.adapters.aws_errors import translate
 from pipeline.adapters.jobs_table import from_item, to_item
 from pipeline.deployment import CALLBACKS_INDEXES, CALLBACKS_KIND, CALLBACKS_TABLE_KEY, CALLBACKS_TABLE_SORT
@@ -72,10 +70,6 @@ class Page:
 
     callbacks: list[ReceivedCallback]
     next_token: str | None
-
-
-class InvalidPageToken(ValueError):
-    """A ``next_token`` this table did not give for this listing."""
 
 
 @lru_cache(maxsize=1)
@@ -139,7 +133,9 @@ def for_batch(
     except (ClientError, BotoCoreError) as err:
         raise _error(err, f"read batch {batch_id}") from None
     last = answer.get("LastEvaluatedKey")
-    return Page([_callback(item) for item in answer["Items"]], None if last is None else encode_token(last))
+    return Page(
+        [_callback(item) for item in answer["Items"]], None if last is None else encode_token(last, batch_id)
+    )
 
 
 def batch_counts(batch_id: str, *, table: str, client: Any = None) -> dict[str, int]:
@@ -180,27 +176,15 @@ def latest(limit: int, *, table: str, client: Any = None) -> list[ReceivedCallba
 # --- page tokens ------------------------------------------------------------------------------
 
 
-def encode_token(last_key: dict[str, Any]) -> str:
-    """A ``LastEvaluatedKey`` as an opaque URL-safe token."""
-    plain = {name: value["S"] for name, value in last_key.items()}
-    return base64.urlsafe_b64encode(json.dumps(plain, sort_keys=True).encode()).decode().rstrip("=")
+def encode_token(last_key: dict[str, Any], batch_id: str) -> str:
+    """A ``LastEvaluatedKey`` of this batch's listing as an opaque URL-safe token."""
+    return page_tokens.encode(last_key, scope=f"batch:{batch_id}")
 
 
 def decode_token(token: str, batch_id: str) -> dict[str, Any]:
     """The ``ExclusiveStartKey`` of a token ``for_batch`` gave for this very batch."""
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        plain = json.loads(raw)
-    except (binascii.Error, ValueError):
-        raise InvalidPageToken("next_token is not a token this API gave") from None
-    if (
-        not isinstance(plain, dict)
-        or set(plain) != _TOKEN_KEYS
-        or not all(isinstance(value, str) and value for value in plain.values())
-        or plain[_BATCH_KEY] != batch_id
-    ):
-        raise InvalidPageToken("next_token is not a token this API gave for this batch")
-    return {name: {"S": value} for name, value in plain.items()}
+    position = page_tokens.decode(token, scope=f"batch:{batch_id}")
+    return page_tokens.start_key(position, keys=_TOKEN_KEYS, partition=(_BATCH_KEY, batch_id))
 
 
 # --- helpers ----------------------------------------------------------------------------------

@@ -9,14 +9,13 @@ are read side by side and merged, newest first; the page token keeps one positio
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.adapters import executions, jobs_table, s3
+from pipeline.adapters import executions, jobs_table, page_tokens, s3
+from pipeline.adapters.page_tokens import InvalidPageToken
 from pipeline.adapters.s3 import S3Uri
 from pipeline.api.errors import BadRequest, Conflict, NotFound, PreconditionFailed
 from pipeline.deployment import TABLE_INDEXES, TABLE_KEY, VIDEOS_PREFIX
@@ -35,45 +34,34 @@ class Page:
     next_token: str | None
 
 
-def _fingerprint(filters: dict[str, str]) -> str:
-    return hashlib.sha256(json.dumps(filters, sort_keys=True).encode()).hexdigest()[:16]
+_BAD_TOKEN = "next_token: not a token this API gave for these filters (start again without it)"  # noqa: S105
+
+
+def _scope(filters: dict[str, str]) -> str:
+    return "videos:" + hashlib.sha256(json.dumps(filters, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _encode(filters: dict[str, str], position: Any) -> str:
-    text = json.dumps({"f": _fingerprint(filters), "p": position}, separators=(",", ":"))
-    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
-
-
-_BAD_TOKEN = "next_token: not a token this API gave for these filters (start again without it)"  # noqa: S105
+    return page_tokens.encode(position, scope=_scope(filters))
 
 
 def _decode(filters: dict[str, str], token: str) -> Any:
     try:
-        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        if not isinstance(data, dict) or data.get("f") != _fingerprint(filters) or "p" not in data:
-            raise ValueError
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+        return page_tokens.decode(token, scope=_scope(filters))
+    except InvalidPageToken:
         raise BadRequest(_BAD_TOKEN) from None
-    return data["p"]
 
 
 def _start_key(value: Any, partition: str, wanted: str) -> dict[str, Any] | None:
-    """A page's ExclusiveStartKey, checked: the index's keys and the table's, as strings, in the
-    partition being listed (a forged one would otherwise reach DynamoDB as a bad request)."""
+    """A page's ExclusiveStartKey, checked against the index being read (``page_tokens``)."""
     if value is None:
         return None
     _, sort = _INDEX[partition]
-    names = {TABLE_KEY, partition} | ({sort} if sort else set())
-    if (
-        not isinstance(value, dict)
-        or set(value) != names
-        or not all(
-            isinstance(v, dict) and set(v) == {"S"} and isinstance(v["S"], str) for v in value.values()
-        )
-        or value[partition]["S"] != wanted
-    ):
-        raise BadRequest(_BAD_TOKEN)
-    return value
+    keys = {TABLE_KEY, partition} | ({sort} if sort else set())
+    try:
+        return page_tokens.start_key(value, keys=keys, partition=(partition, wanted))
+    except InvalidPageToken:
+        raise BadRequest(_BAD_TOKEN) from None
 
 
 def list_videos(filters: dict[str, str], *, limit: int, token: str | None, skip: int, table: str) -> Page:

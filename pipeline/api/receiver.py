@@ -30,6 +30,7 @@ from pipeline import logs
 from pipeline.adapters import callbacks_table, webhooks
 from pipeline.adapters.callbacks_table import ReceivedCallback, Source
 from pipeline.adapters.jobs_table import timestamp
+from pipeline.adapters.page_tokens import InvalidPageToken
 from pipeline.api import errors
 from pipeline.api.receiver_models import (
     MAX_CALLBACK_BYTES,
@@ -109,7 +110,7 @@ def make_receiver() -> APIGatewayRestResolver:
         table = receiver_settings().callbacks_table_name
         try:
             page = callbacks_table.for_batch(batch_id, limit=limit, next_token=next_token, table=table)
-        except callbacks_table.InvalidPageToken as err:
+        except InvalidPageToken as err:
             raise errors.BadRequest(f"next_token: {err}") from None
         counts = callbacks_table.batch_counts(batch_id, table=table)
         if not page.callbacks and not counts:

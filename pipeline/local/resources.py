@@ -99,45 +99,36 @@ def substitutions_for(
 
 def create_table(dynamodb: Any, name: str) -> None:
     """The jobs table: pk ``video_id`` and the GSIs of ``pipeline.deployment``, as the CDK stack makes it."""
-    keys = {TABLE_KEY} | {k for _, pk, sk in TABLE_INDEXES for k in (pk, sk) if k}
-    dynamodb.create_table(
-        TableName=name,
-        BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": TABLE_KEY, "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in sorted(keys)],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": index,
-                "KeySchema": [{"AttributeName": pk, "KeyType": "HASH"}]
-                + ([{"AttributeName": sk, "KeyType": "RANGE"}] if sk else []),
-                "Projection": {"ProjectionType": "ALL"},
-            }
-            for index, pk, sk in TABLE_INDEXES
-        ],
-    )
+    _create(dynamodb, name, (TABLE_KEY, None), TABLE_INDEXES)
 
 
 def create_callbacks_table(dynamodb: Any, name: str) -> None:
     """The callback receiver's table: pk ``task_id``, sk ``webhook_id``, its two GSIs, as the CDK makes it."""
-    keys = {CALLBACKS_TABLE_KEY, CALLBACKS_TABLE_SORT} | {
-        k for _, pk, sk in CALLBACKS_INDEXES for k in (pk, sk) if k
-    }
+    _create(dynamodb, name, (CALLBACKS_TABLE_KEY, CALLBACKS_TABLE_SORT), CALLBACKS_INDEXES)
+
+
+def _create(
+    dynamodb: Any,
+    name: str,
+    key: tuple[str, str | None],
+    indexes: tuple[tuple[str, str, str | None], ...],
+) -> None:
+    """An on-demand table of string keys: ``key`` (partition, sort) and ``indexes`` (all projected)."""
+
+    def schema(partition: str, sort: str | None) -> list[dict[str, str]]:
+        return [{"AttributeName": partition, "KeyType": "HASH"}] + (
+            [{"AttributeName": sort, "KeyType": "RANGE"}] if sort else []
+        )
+
+    names = {k for k in key if k} | {k for _, pk, sk in indexes for k in (pk, sk) if k}
     dynamodb.create_table(
         TableName=name,
         BillingMode="PAY_PER_REQUEST",
-        KeySchema=[
-            {"AttributeName": CALLBACKS_TABLE_KEY, "KeyType": "HASH"},
-            {"AttributeName": CALLBACKS_TABLE_SORT, "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in sorted(keys)],
+        KeySchema=schema(*key),
+        AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in sorted(names)],
         GlobalSecondaryIndexes=[
-            {
-                "IndexName": index,
-                "KeySchema": [{"AttributeName": pk, "KeyType": "HASH"}]
-                + ([{"AttributeName": sk, "KeyType": "RANGE"}] if sk else []),
-                "Projection": {"ProjectionType": "ALL"},
-            }
-            for index, pk, sk in CALLBACKS_INDEXES
+            {"IndexName": index, "KeySchema": schema(pk, sk), "Projection": {"ProjectionType": "ALL"}}
+            for index, pk, sk in indexes
         ],
     )
 

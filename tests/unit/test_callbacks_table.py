@@ -11,7 +11,8 @@ from botocore.config import Config
 from moto import mock_aws
 
 from pipeline.adapters import callbacks_table
-from pipeline.adapters.callbacks_table import InvalidPageToken, ReceivedCallback
+from pipeline.adapters.callbacks_table import ReceivedCallback
+from pipeline.adapters.page_tokens import InvalidPageToken
 from pipeline.failures import StorageFailed, StorageUnavailable
 from pipeline.local.resources import create_callbacks_table
 
@@ -95,7 +96,7 @@ def test_a_page_token_of_another_batch_or_forged_is_refused(dynamodb: Any) -> No
     for forged in ("not-a-token", "e30", token[:-3]):
         with pytest.raises(InvalidPageToken):
             callbacks_table.for_batch("batch-7", limit=1, next_token=forged, table=TABLE, client=dynamodb)
-    with pytest.raises(InvalidPageToken, match="for this batch"):
+    with pytest.raises(InvalidPageToken, match="for this listing"):
         callbacks_table.for_batch("batch-8", limit=1, next_token=token, table=TABLE, client=dynamodb)
 
 
