@@ -28,7 +28,7 @@ from pydantic import BaseModel, Field
 
 from pipeline.adapters import aws_clients, page_tokens
 from pipeline.adapters.aws_errors import translate
-from pipeline.adapters.jobs_table import from_item, to_item
+from pipeline.adapters.dynamodb_items import from_item, to_item
 from pipeline.deployment import CALLBACKS_INDEXES, CALLBACKS_KIND, CALLBACKS_TABLE_KEY, CALLBACKS_TABLE_SORT
 from pipeline.failures import StorageFailed, StorageUnavailable
 

@@ -29,7 +29,7 @@ from pydantic import ValidationError
 from pipeline import logs
 from pipeline.adapters import callbacks_table, webhooks
 from pipeline.adapters.callbacks_table import ReceivedCallback, Source
-from pipeline.adapters.jobs_table import timestamp
+from pipeline.adapters.dynamodb_items import timestamp
 from pipeline.adapters.page_tokens import InvalidPageToken
 from pipeline.api import errors
 from pipeline.api.receiver_models import (
