@@ -4,7 +4,8 @@ Lambdas' cold-start import time: ``make bench-api`` -> ``bench/results/api-<time
 Everything runs on this machine: the HTTP server on 127.0.0.1, the resolver, the local AWS
 (moto) behind it. The numbers say what the local stack costs per request, not what API Gateway
 and DynamoDB cost in AWS. Calls that start jobs start them for real (their executions fail fast
-or wait: no ECS task runs), so the machine is busy with them while it is measured.
+before any encode: only the one saved video's task runs), so the machine is busy with them while
+it is measured.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -25,6 +27,7 @@ import httpx
 from pipeline.adapters import webhooks
 from pipeline.local.aws import LocalAws
 from pipeline.local.http_api import ApiServer, product_mounts
+from pipeline.samples import make_clip
 
 RESULTS = Path(__file__).parent / "results"
 LAMBDAS = ("pipeline.api.videos", "pipeline.api.receiver")
@@ -72,10 +75,28 @@ def receiver_plan(api: httpx.Client, secret: str) -> list[tuple[str, Callable[[i
     ]
 
 
+def saved_video(api: httpx.Client, folder: Path) -> str:
+    """One real job through the form route (a 1 s clip), waited for until saved: its video id."""
+    clip = make_clip(folder / "clip.mp4", width=320, height=240, seconds=1.0, fps=15)
+    srt = b"1\n00:00:00,100 --> 00:00:00,900\nHELLO\n"
+    files = {
+        "video": ("clip.mp4", clip.read_bytes(), "video/mp4"),
+        "srt_file": ("clip.srt", srt, "text/plain"),
+    }
+    video_id: str = api.post("/api/process-video/", files=files).json()["video_id"]
+    deadline = time.monotonic() + 120
+    while api.get(f"/api/videos/{video_id}").json().get("status") != "saved":
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{video_id} not saved after 120 s")
+        time.sleep(0.2)
+    return video_id
+
+
 def measure(calls: int) -> dict[str, Any]:
     routes: dict[str, dict[str, float]] = {}
-    with LocalAws(run_ecs_tasks=False) as aws, ApiServer(product_mounts()) as server:
+    with LocalAws() as aws, ApiServer(product_mounts()) as server, tempfile.TemporaryDirectory() as folder:
         api = httpx.Client(base_url=server.url, timeout=30)
+        saved_id = saved_video(api, Path(folder))
         missing = {"subtitles": {"url": "https://subtitles.example/a.srt"}}
 
         def job(n: int, tag: str) -> dict[str, Any]:
@@ -112,6 +133,12 @@ def measure(calls: int) -> dict[str, Any]:
                 200,
             ),
             ("GET /api/stream/{id} (not saved: 409)", lambda n: api.get(f"/api/stream/{video_id}"), 409),
+            ("GET /api/stream/{id} (saved: 302)", lambda n: api.get(f"/api/stream/{saved_id}"), 302),
+            (
+                "GET /api/videos/{id} (saved: a presigned link)",
+                lambda n: api.get(f"/api/videos/{saved_id}"),
+                200,
+            ),
             ("GET /api/openapi.json", lambda n: api.get("/api/openapi.json"), 200),
         ]
         plan += receiver_plan(api, aws.webhook_secret)
