@@ -1,10 +1,11 @@
 """The local AWS's data folder: what ``vidp local up`` keeps from one run to the next.
 
-moto keeps everything in memory. This module copies the bucket, the jobs table and the
-pipeline's executions of a running local AWS to a folder, through the public AWS APIs of that
-local AWS (boto3 clients), and puts the bucket and the table back into a fresh one at the next
-start. Executions cannot be put back: no Step Functions API creates an execution with a given
-history. They stay in the folder, where ``vidp executions`` reads them as earlier runs'.
+moto keeps everything in memory. This module copies the bucket, the jobs table, the callback
+receiver's table and the pipeline's executions of a running local AWS to a folder, through the
+public AWS APIs of that local AWS (boto3 clients), and puts the bucket and the tables back into a
+fresh one at the next start. Executions cannot be put back: no Step Functions API creates an
+execution with a given history. They stay in the folder, where ``vidp executions`` reads them as
+earlier runs'.
 
 Layout, format version 1 (every file is replaced whole: written to a temporary file, renamed)::
 
@@ -15,6 +16,7 @@ Layout, format version 1 (every file is replaced whole: written to a temporary f
       s3/index.json              {"objects": {key: {file, etag, size, last_modified, headers, metadata}}}
       s3/objects/ab/<sha256>     one body per object version seen: sha256 of key NUL etag
       dynamodb/items.json        {"items": [...]}: the table's items in DynamoDB JSON, binary base64
+      dynamodb/callbacks.json    the same for the callback receiver's table (absent in older folders)
       executions/<run>/<name>.json   {"run", "description", "history"}: DescribeExecution (less
                                      ResponseMetadata) and every GetExecutionHistory event; dates ISO 8601
 
@@ -68,6 +70,7 @@ _LOCK = "lock"
 _INDEX = Path("s3") / "index.json"
 _OBJECTS = Path("s3") / "objects"
 _ITEMS = Path("dynamodb") / "items.json"
+_CALLBACKS = Path("dynamodb") / "callbacks.json"
 _EXECUTIONS = Path("executions")
 _TMP_SUFFIX = ".vidp-tmp"
 _DATE_FIELDS = {"startDate", "stopDate", "redriveDate", "timestamp"}
@@ -172,7 +175,7 @@ class DataDir:
         self._lock_file = lock
         self._snapshot_lock = threading.Lock()
         self._index = _read_model(path, _INDEX, ObjectIndex) or ObjectIndex()
-        self._items_digest = ""
+        self._digests: dict[Path, str] = {}  # table file -> digest of what it holds
         self._written: dict[str, str] = {}  # execution name -> digest of its file, this run
         self._ended: set[str] = set()  # execution names of this run stored in a final state
 
@@ -202,6 +205,7 @@ class DataDir:
             opened = cls(path, names, manifest, lock)
             stored_executions(path)  # every file must read before anything is restored
             _read_model(path, _ITEMS, StoredItems)
+            _read_model(path, _CALLBACKS, StoredItems)
         except BaseException:
             lock.close()
             raise
@@ -220,6 +224,8 @@ class DataDir:
         restored.objects = self._restore_objects(clients.client("s3"))
         stored = _read_model(self.path, _ITEMS, StoredItems) or StoredItems()
         restored.items = _restore_items(clients.client("dynamodb"), self.names.table, stored.items)
+        callbacks = _read_model(self.path, _CALLBACKS, StoredItems) or StoredItems()
+        _restore_items(clients.client("dynamodb"), self.names.callbacks_table, callbacks.items)
         earlier = stored_executions(self.path)
         restored.earlier_executions = len(earlier)
         restored.lost = self._lost(earlier, stored.items)
@@ -298,7 +304,8 @@ class DataDir:
         """
         with self._snapshot_lock:
             self._snapshot_executions(clients.client("stepfunctions"))
-            self._snapshot_items(clients.client("dynamodb"))
+            self._snapshot_items(clients.client("dynamodb"), self.names.table, _ITEMS)
+            self._snapshot_items(clients.client("dynamodb"), self.names.callbacks_table, _CALLBACKS)
             self._snapshot_objects(clients.client("s3"))
             self.manifest = self.manifest.model_copy(update={"saved_at": datetime.now(UTC)})
             _write_json(self.path / MANIFEST, self.manifest.model_dump(mode="json"))
@@ -325,21 +332,21 @@ class DataDir:
                 return
             kwargs["nextToken"] = page["nextToken"]
 
-    def _snapshot_items(self, dynamodb: Any) -> None:
+    def _snapshot_items(self, dynamodb: Any, table: str, file: Path) -> None:
         items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {"TableName": self.names.table, "ConsistentRead": True}
+        kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
         while True:
             page = dynamodb.scan(**kwargs)
             items.extend(_encode_item(item) for item in page.get("Items", []))
             if "LastEvaluatedKey" not in page:
                 break
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        items.sort(key=lambda item: json.dumps(item.get(TABLE_KEY), sort_keys=True))
+        items.sort(key=lambda item: json.dumps(item, sort_keys=True))
         text = json.dumps({"items": items}, sort_keys=True)
         digest = hashlib.sha256(text.encode()).hexdigest()
-        if digest != self._items_digest:
-            _write_text(self.path / _ITEMS, text)
-            self._items_digest = digest
+        if digest != self._digests.get(file):
+            _write_text(self.path / file, text)
+            self._digests[file] = digest
 
     def _snapshot_objects(self, s3: Any) -> None:
         bucket = self.names.bucket

@@ -277,3 +277,22 @@ def test_a_job_in_flight_when_the_local_aws_stopped_ends_failed_aborted_with_its
             assert (record.error_code, record.execution_arn) == ("ABORTED", before.execution_arn)
         callbacks = [c for c in receiver.wait_for(1, timeout=15) if c.payload.get("status") == "failed"]
     assert callbacks and callbacks[0].payload["error_code"] == "ABORTED"
+
+
+def test_the_callbacks_the_receiver_stored_are_kept_from_one_run_to_the_next(tmp_path: Path) -> None:
+    from pipeline.adapters import callbacks_table
+    from pipeline.adapters.callbacks_table import ReceivedCallback
+
+    folder = tmp_path / "data"
+    stored = ReceivedCallback(
+        task_id="task-kept", webhook_id="msg_kept", batch_id="batch-kept",
+        received_at="2026-01-01T00:00:00.000Z",
+        status="completed", payload={"status": "completed", "task_id": "task-kept", "n": 10**40},
+        verified=True, source="webhook",
+    )  # fmt: skip
+    with LocalAws(data_dir=folder, handlers={}, run_ecs_tasks=False, reconcile=False) as first:
+        table = first.names.callbacks_table
+        assert callbacks_table.put(stored, table=table, client=first.client("dynamodb"))
+    with LocalAws(data_dir=folder, handlers={}, run_ecs_tasks=False, reconcile=False) as second:
+        kept = callbacks_table.for_task("task-kept", table=table, client=second.client("dynamodb"))
+    assert kept == [stored]
