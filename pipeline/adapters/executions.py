@@ -76,6 +76,20 @@ def describe(execution_arn: str, *, client: Any = None) -> Execution:
     )
 
 
+def is_running(execution_arn: str, *, client: Any = None) -> bool:
+    """Whether the execution is still RUNNING; False too when Step Functions no longer knows it
+    (AWS keeps a closed execution 90 days, while its job's record stays)."""
+    try:
+        got = (client or stepfunctions_client()).describe_execution(executionArn=execution_arn)
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") == "ExecutionDoesNotExist":
+            return False
+        raise _error(err, f"describe {execution_arn.rpartition(':')[2]}") from None
+    except BotoCoreError as err:
+        raise _error(err, f"describe {execution_arn.rpartition(':')[2]}") from None
+    return str(got["status"]) == "RUNNING"
+
+
 def describe_machine(state_machine_arn: str, *, client: Any = None) -> str:
     """The state machine's status (``ACTIVE``...): the health check's question."""
     try:

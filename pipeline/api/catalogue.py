@@ -176,7 +176,7 @@ def delete(video_id: str, *, bucket: str, table: str) -> None:
     fails, the record stays and a second DELETE finishes the job.
     """
     record = record_of(video_id, table=table)
-    running = record.execution_arn and executions.describe(record.execution_arn).status == "RUNNING"
+    running = record.execution_arn is not None and executions.is_running(record.execution_arn)
     if record.status == "processing" or running:
         raise Conflict(f"video {video_id!r} is processing: delete it once its execution has ended")
     s3.delete_prefix(bucket, f"{VIDEOS_PREFIX}{video_id}/")

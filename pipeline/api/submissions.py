@@ -84,7 +84,7 @@ def _submit(starter: Starter, request: JobRequest, *, table: str) -> Submitted:
     if record is not None:
         arn = record.execution_arn or started.execution_arn
         return Submitted(Started(started.job_id, arn, new=False), record.status)
-    if executions.describe(started.execution_arn).status == "RUNNING":
+    if executions.is_running(started.execution_arn):
         return Submitted(started, "processing")  # not yet recorded by ValidateInput
     return Submitted(_run_again(starter, request), "processing")
 
@@ -97,7 +97,7 @@ def _run_again(starter: Starter, request: JobRequest) -> Started:
         if len(name) > MAX_EXECUTION_NAME:
             break
         started = starter.start_execution(payload, name=name)
-        if started.new or executions.describe(started.execution_arn).status == "RUNNING":
+        if started.new or executions.is_running(started.execution_arn):
             return started
     raise Conflict(f"job {job_id!r} cannot run again under its id: give the request a new job_id")
 

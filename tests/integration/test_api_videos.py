@@ -443,3 +443,23 @@ def test_a_refused_start_is_a_500_that_quotes_no_aws_message(
         api_settings.cache_clear()
     assert answer.status_code == 500 and error_of(answer)["code"] == "STORAGE_FAILED"
     assert "vidp-gone" not in answer.text and "StateMachine" not in answer.text
+
+
+def test_a_video_whose_execution_step_functions_forgot_can_be_deleted(
+    api: httpx.Client, aws: LocalAws
+) -> None:
+    # AWS keeps a closed execution 90 days; the job's record stays. Such a record, put as MarkFailed
+    # puts one, names an execution Step Functions no longer knows.
+    from pipeline.adapters import jobs_table
+    from pipeline.models import JobLabels, JobRecord
+
+    gone = aws.state_machine_arn.replace(":stateMachine:", ":execution:") + ":job-from-last-year"
+    record = JobRecord.new(
+        job_id="job-from-last-year", filename="old.mp4", status="failed", labels=JobLabels(),
+        resolution="720p",
+        created_at="2025-01-01T00:00:00.000Z", updated_at="2025-01-01T00:00:00.000Z", execution_arn=gone,
+    )  # fmt: skip
+    assert jobs_table.put_failed(record, table=aws.table_name, client=aws.client("dynamodb"))
+    deleted = api.delete(f"/api/videos/{record.video_id}")
+    assert deleted.status_code == 204, deleted.text
+    assert api.get(f"/api/videos/{record.video_id}").status_code == 404
