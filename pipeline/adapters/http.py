@@ -186,8 +186,37 @@ class _Target:
         return f"{self.url.scheme}://{self.url.netloc.decode('ascii')}"
 
 
+def precheck(url_text: str) -> None:
+    """Refuse what needs no DNS to refuse: a URL of another form than ``_check`` takes, or whose
+    host is an IP address ``_check`` would refuse. For an early answer to a caller (the API);
+    the request itself is checked again, resolved, when it is made (names can change address)."""
+    _, host, _ = _parsed(url_text)
+    if _is_ip_literal(host):
+        ip = ipaddress.ip_address(host)
+        why = None if _loopback_allowed(ip) else _refusal(ip)
+        if why is not None:
+            raise UnsafeUrl(f"URL refused: {host} is {why}")
+
+
 def _check(url_text: str) -> _Target:
     """Parse, validate and resolve ``url_text``; refuse it unless every address is public."""
+    url, host, port = _parsed(url_text)
+    addresses = _resolve(host, port)
+    for address in addresses:
+        ip = ipaddress.ip_address(address)
+        if _loopback_allowed(ip):
+            continue
+        why = _refusal(ip)
+        if why is not None:
+            # The address goes to the log only: in an error (a callback) it would let a caller
+            # map internal DNS names.
+            log.warning("refused URL host=%s port=%d address=%s reason=%s", host, port, ip, why)
+            raise UnsafeUrl(f"URL refused: {host} resolves to {why}")
+    return _Target(url=url, host=host, port=port, addresses=addresses)
+
+
+def _parsed(url_text: str) -> tuple[httpx.URL, str, int]:
+    """The URL, its ASCII host (IPv6 without brackets) and port; UnsafeUrl for any other form."""
     try:
         url = httpx.URL(url_text)
     except (httpx.InvalidURL, TypeError, ValueError):
@@ -204,18 +233,7 @@ def _check(url_text: str) -> _Target:
     port = url.port if url.port is not None else (443 if url.scheme == "https" else 80)
     if not 1 <= port <= 65535:
         raise UnsafeUrl(f"URL refused: port {port} is out of range")
-    addresses = _resolve(host, port)
-    for address in addresses:
-        ip = ipaddress.ip_address(address)
-        if _loopback_allowed(ip):
-            continue
-        why = _refusal(ip)
-        if why is not None:
-            # The address goes to the log only: in an error (a callback) it would let a caller
-            # map internal DNS names.
-            log.warning("refused URL host=%s port=%d address=%s reason=%s", host, port, ip, why)
-            raise UnsafeUrl(f"URL refused: {host} resolves to {why}")
-    return _Target(url=url, host=host, port=port, addresses=addresses)
+    return url, host, port
 
 
 def _resolve(host: str, port: int) -> tuple[str, ...]:

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeline.adapters import aws_errors, executions, jobs_table, s3
+from pipeline.adapters import aws_errors, executions, http, jobs_table, s3
 from pipeline.adapters.s3 import S3Uri
-from pipeline.api.errors import Conflict, PayloadTooLarge
+from pipeline.api.errors import Conflict, PayloadTooLarge, Unprocessable
 from pipeline.deployment import UPLOADS_PREFIX
-from pipeline.failures import JobConflict
+from pipeline.failures import JobConflict, UnsafeUrl
 from pipeline.models import JobRequest, JobStatus, video_id_for
 from pipeline.starter import Started, Starter, execution_input
 
@@ -58,7 +58,17 @@ class Submitted:
 def start(
     request: JobRequest, *, idempotency_key: str | None, state_machine_arn: str, table: str
 ) -> Submitted:
-    """Start ``request`` (or find it started); the key, when given, is the job's identity."""
+    """Start ``request`` (or find it started); the key, when given, is the job's identity.
+
+    A URL the SSRF guard would refuse whatever DNS says (another scheme, credentials, a private
+    or metadata IP address) is a 422 now rather than a failed job or callback later.
+    """
+    for field, url in (("callback_url", request.callback_url), ("subtitles.url", request.subtitles.url)):
+        if url is not None:
+            try:
+                http.precheck(url)
+            except UnsafeUrl as err:
+                raise Unprocessable(f"{field}: {err}") from None
     if idempotency_key is not None:
         job_id = idempotent_job_id(idempotency_key)
         if request.job_id is not None and request.job_id != job_id:

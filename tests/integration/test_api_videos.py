@@ -463,3 +463,30 @@ def test_a_video_whose_execution_step_functions_forgot_can_be_deleted(
     deleted = api.delete(f"/api/videos/{record.video_id}")
     assert deleted.status_code == 204, deleted.text
     assert api.get(f"/api/videos/{record.video_id}").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("field", "url", "why"),
+    [
+        ("callback_url", "http://169.254.169.254/latest/meta-data", "a cloud metadata address"),
+        ("callback_url", "http://10.0.0.7/hook", "a private address"),
+        ("callback_url", "https://user:pass@hooks.example/cb", "credentials"),
+        ("subtitles.url", "http://[::ffff:192.168.1.1]/a.srt", "private address"),
+    ],
+)
+def test_a_url_the_ssrf_guard_refuses_is_a_422_and_starts_nothing(
+    api: httpx.Client, aws: LocalAws, field: str, url: str, why: str
+) -> None:
+    request: dict[str, Any] = {
+        "video": {"s3_uri": f"s3://{aws.bucket}/uploads/x.mp4"},
+        "subtitles": {"url": "https://s.example/a.srt"},
+        "job_id": "unsafe-url-job",
+    }
+    if field == "callback_url":
+        request["callback_url"] = url
+    else:
+        request["subtitles"] = {"url": url}
+    refused = api.post("/api/jobs", json=request)
+    assert refused.status_code == 422 and error_of(refused)["message"].startswith(f"{field}: URL refused")
+    assert why in error_of(refused)["message"]
+    assert not [e for e in aws.executions() if e["name"] == "unsafe-url-job"]
