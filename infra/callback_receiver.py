@@ -17,6 +17,7 @@ from constructs import Construct, IDependable
 from infra.config import DeployConfig
 from infra.nag import acknowledge, arn_of
 from infra.proxy_api import INDEX_REASON, ProxyApi, api_function
+from infra.table import string_keyed_table
 from pipeline.deployment import CALLBACKS_INDEXES, CALLBACKS_TABLE_KEY, CALLBACKS_TABLE_SORT
 
 HANDLER = "pipeline.api.receiver.handler"
@@ -43,27 +44,14 @@ class CallbackReceiver(Construct):
         """``secret``: the pipeline's webhook secret, holding its value once ``secret_ready`` is
         deployed; ``logging_ready``: API Gateway's account CloudWatch role (see ``Api``)."""
         super().__init__(scope, construct_id)
-        self.table = dynamodb.Table(
+        self.table = string_keyed_table(
             self,
             "Callbacks",
-            table_name=config.names.callbacks_table,
-            partition_key=dynamodb.Attribute(name=CALLBACKS_TABLE_KEY, type=_S),
-            sort_key=dynamodb.Attribute(name=CALLBACKS_TABLE_SORT, type=_S),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
-            encryption=dynamodb.TableEncryption.AWS_MANAGED,
-            deletion_protection=config.is_prod,
-            removal_policy=config.removal_policy,
+            config=config,
+            name=config.names.callbacks_table,
+            key=(CALLBACKS_TABLE_KEY, CALLBACKS_TABLE_SORT),
+            indexes=CALLBACKS_INDEXES,
         )
-        for index, partition, sort in CALLBACKS_INDEXES:
-            self.table.add_global_secondary_index(
-                index_name=index,
-                partition_key=dynamodb.Attribute(name=partition, type=_S),
-                sort_key=dynamodb.Attribute(name=sort, type=_S) if sort else None,
-                projection_type=dynamodb.ProjectionType.ALL,
-            )
         self.function = api_function(
             self,
             "CallbackReceiver",

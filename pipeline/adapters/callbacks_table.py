@@ -19,30 +19,24 @@ import json
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, Literal
 
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, Field
 
-from pipeline.adapters import aws_clients, page_tokens
+from pipeline.adapters import page_tokens
 from pipeline.adapters.aws_errors import translate
-from pipeline.adapters.dynamodb_items import from_item, to_item
+from pipeline.adapters.dynamodb_items import (
+    CONDITION_FAILED,
+    TRANSIENT_CODES,
+    dynamodb_client,
+    error_code,
+    from_item,
+    to_item,
+)
 from pipeline.deployment import CALLBACKS_INDEXES, CALLBACKS_KIND, CALLBACKS_TABLE_KEY, CALLBACKS_TABLE_SORT
 from pipeline.failures import StorageFailed, StorageUnavailable
 
-_CONDITION_FAILED = "ConditionalCheckFailedException"
-_TRANSIENT_CODES = frozenset(
-    {
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "InternalServerError",
-        "ServiceUnavailable",
-        "LimitExceededException",
-    }
-)
 _INDEXES = {name: (pk, sk) for name, pk, sk in CALLBACKS_INDEXES}
 BATCH_INDEX, RECEIVED_INDEX = "batch_id-index", "received-index"
 _BATCH_KEY, _KIND_KEY = _INDEXES[BATCH_INDEX][0], _INDEXES[RECEIVED_INDEX][0]
@@ -72,13 +66,6 @@ class Page:
     next_token: str | None
 
 
-@lru_cache(maxsize=1)
-def dynamodb_client() -> Any:  # no type stubs for DynamoDB are installed
-    """The receiver's DynamoDB client, built on first use."""
-    config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=10)
-    return aws_clients.client("dynamodb", config)
-
-
 # --- operations -------------------------------------------------------------------------------
 
 
@@ -93,7 +80,7 @@ def put(callback: ReceivedCallback, *, table: str, client: Any = None) -> bool:
             ConditionExpression=f"attribute_not_exists({CALLBACKS_TABLE_SORT})",
         )
     except ClientError as err:
-        if _code(err) == _CONDITION_FAILED:
+        if error_code(err) == CONDITION_FAILED:
             return False
         raise _error(err, f"put a callback of {callback.task_id}") from None
     except BotoCoreError as err:
@@ -205,9 +192,5 @@ def _callback(item: dict[str, Any]) -> ReceivedCallback:
     return ReceivedCallback.model_validate(fields)
 
 
-def _code(err: ClientError) -> str:
-    return str(err.response.get("Error", {}).get("Code", ""))
-
-
 def _error(err: ClientError | BotoCoreError, what: str) -> StorageUnavailable | StorageFailed:
-    return translate(err, "callbacks table", what, transient=_TRANSIENT_CODES)
+    return translate(err, "callbacks table", what, transient=TRANSIENT_CODES)

@@ -1,18 +1,50 @@
-"""DynamoDB items and the times they hold, shared by the tables' adapters (jobs, callbacks)."""
+"""What the tables' adapters (jobs, callbacks) share about DynamoDB: the client, the error codes
+that mean "try again" or "the condition failed", items and the times they hold."""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.config import Config
+from botocore.exceptions import ClientError
 
-__all__ = ["from_item", "now_iso", "timestamp", "to_item"]
+from pipeline.adapters import aws_clients
+
+__all__ = ["CONDITION_FAILED", "TRANSIENT_CODES", "dynamodb_client", "error_code", "from_item", "now_iso",
+           "timestamp", "to_item"]  # fmt: skip
+
+CONDITION_FAILED = "ConditionalCheckFailedException"
+TRANSIENT_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "TransactionConflictException",
+        "LimitExceededException",
+    }
+)
+"""Error codes worth retrying (throttling, DynamoDB busy or down)."""
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
+
+
+@lru_cache(maxsize=1)
+def dynamodb_client() -> Any:  # no type stubs for DynamoDB are installed
+    """The shared DynamoDB client, built on first use."""
+    config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=10)
+    return aws_clients.client("dynamodb", config)
+
+
+def error_code(err: ClientError) -> str:
+    return str(err.response.get("Error", {}).get("Code", ""))
 
 
 def timestamp(moment: datetime) -> str:

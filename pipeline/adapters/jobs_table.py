@@ -12,42 +12,30 @@ client; without one it uses a client built on first use.
 from __future__ import annotations
 
 import json
-from functools import lru_cache
 from typing import Any
 
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeline.adapters import aws_clients
-from pipeline.adapters.dynamodb_items import from_item, now_iso, timestamp, to_item
+from pipeline.adapters.dynamodb_items import (
+    CONDITION_FAILED,
+    TRANSIENT_CODES,
+    dynamodb_client,
+    error_code,
+    from_item,
+    now_iso,
+    timestamp,
+    to_item,
+)
 from pipeline.deployment import TABLE_KEY
 from pipeline.failures import StorageFailed, StorageUnavailable, VidpError
 from pipeline.models import CallbackDelivery, JobRecord
 
-# The item conversions and times are re-exported: the table's callers read them from here.
+# The client, item conversions and times are re-exported: the table's callers read them here.
 __all__ = [
     "create_processing", "delete_ended", "describe", "dynamodb_client", "from_item", "get", "index_key",
     "mark_failed", "now_iso", "put_failed", "query", "record_callback", "record_of_item", "set_progress",
     "timestamp", "to_item", "update_caller_fields",
 ]  # fmt: skip
-
-_CONDITION_FAILED = "ConditionalCheckFailedException"
-_TRANSIENT_CODES = {
-    "ProvisionedThroughputExceededException",
-    "ThrottlingException",
-    "RequestLimitExceeded",
-    "InternalServerError",
-    "ServiceUnavailable",
-    "TransactionConflictException",
-    "LimitExceededException",
-}
-
-
-@lru_cache(maxsize=1)
-def dynamodb_client() -> Any:  # no type stubs for DynamoDB are installed
-    """The shared DynamoDB client, built on first use."""
-    config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=10)
-    return aws_clients.client("dynamodb", config)
 
 
 # The caller's metadata is any JSON (4 KB at most): kept as JSON text, since a DynamoDB map
@@ -96,7 +84,7 @@ def _put_new(record: JobRecord, *, table: str, client: Any) -> bool:
             ConditionExpression=f"attribute_not_exists({TABLE_KEY})",
         )
     except ClientError as err:
-        if _code(err) == _CONDITION_FAILED:
+        if error_code(err) == CONDITION_FAILED:
             return False
         raise _error(err, f"put {record.video_id}") from None
     except BotoCoreError as err:
@@ -208,7 +196,7 @@ def _update(
     try:
         (client or dynamodb_client()).update_item(**request)
     except ClientError as err:
-        if _code(err) == _CONDITION_FAILED:
+        if error_code(err) == CONDITION_FAILED:
             return False
         raise _error(err, f"update {video_id}") from None
     except BotoCoreError as err:
@@ -306,7 +294,7 @@ def update_caller_fields(
             ReturnValues="ALL_NEW",
         )
     except ClientError as err:
-        if _code(err) == _CONDITION_FAILED:
+        if error_code(err) == CONDITION_FAILED:
             return None
         raise _error(err, f"update {video_id}") from None
     except BotoCoreError as err:
@@ -325,7 +313,7 @@ def delete_ended(video_id: str, *, table: str, client: Any = None) -> bool:
             ExpressionAttributeValues={":processing": {"S": "processing"}},
         )
     except ClientError as err:
-        if _code(err) == _CONDITION_FAILED:
+        if error_code(err) == CONDITION_FAILED:
             return False
         raise _error(err, f"delete {video_id}") from None
     except BotoCoreError as err:
@@ -345,17 +333,13 @@ def describe(*, table: str, client: Any = None) -> str:
 # --- errors -----------------------------------------------------------------------------------
 
 
-def _code(err: ClientError) -> str:
-    return str(err.response.get("Error", {}).get("Code", ""))
-
-
 def _error(err: ClientError | BotoCoreError, what: str) -> VidpError:
     """Translate a boto error into StorageUnavailable (transient) or StorageFailed (one line)."""
     if isinstance(err, BotoCoreError):
         return StorageUnavailable(f"jobs table: {what}: DynamoDB unreachable ({type(err).__name__})")
-    code = _code(err)
+    code = error_code(err)
     status = int(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-    if code in _TRANSIENT_CODES or status >= 500:
+    if code in TRANSIENT_CODES or status >= 500:
         return StorageUnavailable(f"jobs table: {what}: DynamoDB error {code or status}, try again later")
     message = str(err.response.get("Error", {}).get("Message", "")) or code
     return StorageFailed(f"jobs table: {what}: DynamoDB refused the request ({code or status}: {message})")
