@@ -199,6 +199,7 @@ def test_delete_removes_the_outputs_and_the_record_once(api: httpx.Client, aws: 
                                           "resolution": "360p"}).json()  # fmt: skip
     video_id = started["video_id"]
     record = wait_for(api, video_id, "saved")
+    aws.wait(started["execution_arn"])  # DELETE is a 409 until Notify has sent the callback
     key = record["s3_uri"].split("/", 3)[3]
     assert aws.client("s3").list_objects_v2(Bucket=aws.bucket, Prefix=f"videos/{video_id}/")["KeyCount"] == 1
     deleted = api.delete(f"/api/videos/{video_id}")
@@ -356,12 +357,15 @@ def test_other_sites_pages_cannot_drive_the_local_api(api: httpx.Client) -> None
     assert own.status_code == 200
 
 
-def test_a_deleted_videos_request_runs_again_as_a_new_execution(api: httpx.Client, clip: Path) -> None:
+def test_a_deleted_videos_request_runs_again_as_a_new_execution(
+    api: httpx.Client, aws: LocalAws, clip: Path
+) -> None:
     request = {"video": {"s3_uri": upload(api, "again.mp4", clip.read_bytes(), "video/mp4")},
                "subtitles": {"s3_uri": upload(api, "again.srt", SIMPLE_SRT, "application/x-subrip")},
                "resolution": "360p"}  # fmt: skip
     first = api.post("/api/jobs", json=request).json()
     wait_for(api, first["video_id"], "saved")
+    aws.wait(first["execution_arn"])  # DELETE is a 409 until Notify has sent the callback
     seen = api.post("/api/jobs", json=request).json()
     assert (
         seen["status"] == "saved" and seen["new"] is False and seen["execution_arn"] == first["execution_arn"]
